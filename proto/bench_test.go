@@ -1,0 +1,81 @@
+package proto
+
+import (
+	"bytes"
+	"testing"
+)
+
+var benchMsgs = []struct {
+	name string
+	msg  Msg
+}{
+	{"AskObject", &AskObject{OID: 1, Before: Some[Tid](5)}},
+	{"AnswerObject4K", &AnswerObject{OID: 1, Serial: 2, Checksum: make([]byte, 20), Data: bytes.Repeat([]byte{1}, 4096)}},
+	{"RequestIdentification", &RequestIdentification{
+		NodeType: Storage, UUID: Some[NodeID](7), Address: Some(Address{Host: "127.0.0.1", Port: 5000}),
+		Name: "test", IDTimestamp: Some(1.5), Extra: []KV[string, Raw]{{Key: "new_nid", Value: Raw{0x90}}},
+	}},
+}
+
+func BenchmarkEncode(b *testing.B) {
+	for _, bm := range benchMsgs {
+		for _, enc := range []Encoding{EncodingN, EncodingM} {
+			b.Run(bm.name+"/"+enc.String(), func(b *testing.B) {
+				buf := make([]byte, 0, 8192)
+				b.ReportAllocs()
+				for b.Loop() {
+					buf, _ = AppendPacket(buf[:0], enc, 7, bm.msg, 0)
+				}
+				b.SetBytes(int64(len(buf)))
+			})
+		}
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	for _, bm := range benchMsgs {
+		b.Run(bm.name, func(b *testing.B) {
+			args := bm.msg.AppendArgs(nil)
+			dst := New(bm.msg.MsgCode())
+			b.SetBytes(int64(len(args)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := dst.DecodeArgs(args); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(bm.name+"/fresh", func(b *testing.B) {
+			args := bm.msg.AppendArgs(nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Decode(bm.msg.MsgCode(), args); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkPacketReader(b *testing.B) {
+	for _, enc := range []Encoding{EncodingN, EncodingM} {
+		b.Run(enc.String(), func(b *testing.B) {
+			var stream []byte
+			for i := range 64 {
+				stream, _ = AppendPacket(stream, enc, uint32(i), benchMsgs[0].msg, 0)
+			}
+			rd := bytes.NewReader(stream)
+			r := NewPacketReader(rd, enc, 0, nil)
+			b.SetBytes(int64(len(stream) / 64))
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if i%64 == 0 {
+					rd.Reset(stream)
+				}
+				if _, err := r.Next(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

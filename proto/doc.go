@@ -1,0 +1,23 @@
+// Package proto is the NEO protocol v5 message catalog and its two wire framings.
+//
+// The catalog (every packet of NEO/py master's protocol v5, 111 in all) is generated
+// from schema/neo-v5.schema by internal/gen; `go generate ./proto/...` reproduces
+// the committed zcatalog.go byte for byte. Each message is a Go struct named as
+// NEO/py names the packet (RequestIdentification, AskObject, AnswerObject, Error,
+// ...) that implements Msg: it appends its msgpack args to a caller's buffer with
+// no allocation, and decodes them back from a byte slice.
+//
+// Two framings carry a message on a byte stream (see Encoding):
+//
+//   - M: NEO/py master's stream, one msgpack array [msg_id, msg_code, args] per
+//     packet with no length prefix. Byte-exact with NEO/py.
+//   - N: a 10-byte big-endian header (id u32, code u16, payload length u32)
+//     followed by the same msgpack args. The fast framing for Go↔Go links.
+//
+// PacketReader reads framed packets from an io.Reader with read-ahead into one
+// reusable buffer, and exposes (id, code) without decoding args, so a link layer
+// can route packets without touching their payload. Every length is checked
+// against the maximum packet size before anything is allocated for it.
+//
+// proto imports nothing else from this module.
+package proto

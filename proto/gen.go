@@ -1,0 +1,3 @@
+package proto
+
+//go:generate go run ./internal/gen -schema schema/neo-v5.schema -out zcatalog.go
