@@ -1,0 +1,194 @@
+package neonet
+
+import (
+	"context"
+	"errors"
+
+	"github.com/neolink/neolink/proto"
+)
+
+// Lightweight mode: one fresh connection id per request, no open or close
+// frames. This is how NEO/py nodes talk (every ask takes a new msg_id), and
+// on our side it costs no Conn setup: light Conns are recycled by the link.
+
+// Send1 sends msg as a one-packet notification on a fresh id.
+func (l *NodeLink) Send1(msg proto.Msg) error {
+	c, err := l.lightConn()
+	if err != nil {
+		return &LinkError{Link: l, Op: "send1", Err: err}
+	}
+	err = l.tx.send(nil, c.id, msg)
+	l.releaseLight(c)
+	if err != nil {
+		return &LinkError{Link: l, Op: "send1", Err: err}
+	}
+	return nil
+}
+
+// Ask1 sends req on a fresh id and receives the answer into resp. An Error
+// answer is returned as the error (errors.As finds the *proto.Error). It
+// does not allocate in steady state.
+func (l *NodeLink) Ask1(req, resp proto.Msg) error { return l.ask1(nil, req, resp) }
+
+// Ask1Context is Ask1 that also returns ctx.Err() when ctx ends first.
+func (l *NodeLink) Ask1Context(ctx context.Context, req, resp proto.Msg) error {
+	return l.ask1(ctx, req, resp)
+}
+
+func (l *NodeLink) ask1(ctx context.Context, req, resp proto.Msg) error {
+	c, err := l.lightConn()
+	if err != nil {
+		return &LinkError{Link: l, Op: "ask1", Err: err}
+	}
+	defer l.releaseLight(c)
+	if err := l.tx.send(nil, c.id, req); err != nil {
+		return c.err("ask1", err)
+	}
+	_, err = c.expect(ctx, []proto.Msg{resp})
+	return err
+}
+
+func (l *NodeLink) lightConn() (*Conn, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.newLocalLocked(true)
+}
+
+// releaseLight ends a light Conn's use. Late packets on its id get
+// "connection closed" (our parity) or are dropped (late answers under
+// answer-bit routing).
+func (l *NodeLink) releaseLight(c *Conn) {
+	l.mu.Lock()
+	c.closeRecvLocked()
+	l.removeLocked(c)
+	l.recycleLocked(c)
+	l.mu.Unlock()
+}
+
+// Request is one request received with Recv1. Reply answers it on its id;
+// Close must be called exactly once when done with it.
+type Request struct {
+	// Msg is the request. It is owned by the link and valid until Close.
+	Msg  proto.Msg
+	conn *Conn
+	gen  uint32
+}
+
+// ID returns the request's connection id.
+func (r Request) ID() uint32 { return r.conn.id }
+
+// Recv1 receives the next request the peer sent on a new id. Further
+// packets on that id get "connection closed": one request per id. Reply
+// then Close it. It does not allocate in steady state.
+//
+// Errors: ErrLinkNoListen after CloseAccept, ErrLinkClosed, the link's
+// failure once and ErrLinkDown after; a request that fails to decode is
+// answered with a PROTOCOL_ERROR and returned as a *ConnError with Op
+// "decode", after which Recv1 may be called again.
+func (l *NodeLink) Recv1() (Request, error) { return l.recv1(nil) }
+
+// Recv1Context is Recv1 that also returns ctx.Err() when ctx ends first.
+func (l *NodeLink) Recv1Context(ctx context.Context) (Request, error) { return l.recv1(ctx) }
+
+func (l *NodeLink) recv1(ctx context.Context) (Request, error) {
+	l.acceptMu.Lock()
+	defer l.acceptMu.Unlock()
+	stop := l.watch(ctx, &l.aw)
+	c, d, err := l.accept(true)
+	stop()
+	if err != nil {
+		return Request{}, l.acceptErr("recv1", ctx, err)
+	}
+	if !d.direct {
+		// Queued by another reader before we took it: its first packet is
+		// first in its queue; anything after it gets "connection closed".
+		l.mu.Lock()
+		b := c.q.pop()
+		l.queued -= len(b.args)
+		c.light = true
+		c.closeRecvLocked()
+		l.mu.Unlock()
+		d = delivery{code: b.code, args: b.args, buf: b}
+	}
+	m := c.cached(d.code)
+	if m == nil {
+		err = proto.ErrUnknownCode
+	} else {
+		err = m.DecodeArgs(d.args)
+	}
+	l.release(&d)
+	if err != nil {
+		l.mu.Lock()
+		l.stats.DecodeErrors++
+		l.replyLocked(c.id, "malformed packet")
+		l.mu.Unlock()
+		l.releaseLight(c)
+		return Request{}, &ConnError{Link: l, ConnID: c.id, Op: "decode", Err: err}
+	}
+	return Request{Msg: m, conn: c, gen: c.gen}, nil
+}
+
+// Reply sends msg on the request's id, usually an answer or an Error.
+// It fails with ErrClosedConn after Close.
+func (r Request) Reply(msg proto.Msg) error {
+	c := r.conn
+	if c == nil || !r.valid() {
+		return ErrClosedConn
+	}
+	if err := c.link.tx.send(nil, c.id, msg); err != nil {
+		return c.err("reply", err)
+	}
+	return nil
+}
+
+func (r Request) valid() bool {
+	l := r.conn.link
+	l.mu.Lock()
+	ok := r.conn.gen == r.gen
+	l.mu.Unlock()
+	return ok
+}
+
+// Close ends the request. Its id is remembered as closed, so late packets
+// on it get "connection closed". Closing twice is harmless.
+func (r Request) Close() {
+	c := r.conn
+	if c == nil {
+		return
+	}
+	l := c.link
+	l.mu.Lock()
+	if c.gen == r.gen {
+		l.removeLocked(c)
+		l.recycleLocked(c)
+	}
+	l.mu.Unlock()
+}
+
+// Accept waits for the next connection the peer opens. Its first packet is
+// already queued in it.
+//
+// Errors: ErrLinkNoListen after CloseAccept, ErrLinkClosed, the link's
+// failure once and ErrLinkDown after.
+func (l *NodeLink) Accept() (*Conn, error) { return l.AcceptContext(nil) }
+
+// AcceptContext is Accept that also returns ctx.Err() when ctx ends first.
+// A nil ctx never ends.
+func (l *NodeLink) AcceptContext(ctx context.Context) (*Conn, error) {
+	l.acceptMu.Lock()
+	defer l.acceptMu.Unlock()
+	stop := l.watch(ctx, &l.aw)
+	c, _, err := l.accept(false)
+	stop()
+	if err != nil {
+		return nil, l.acceptErr("accept", ctx, err)
+	}
+	return c, nil
+}
+
+func (l *NodeLink) acceptErr(op string, ctx context.Context, err error) error {
+	if errors.Is(err, context.Canceled) && ctx != nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	return &LinkError{Link: l, Op: op, Err: err}
+}
