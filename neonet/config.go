@@ -2,9 +2,9 @@ package neonet
 
 import (
 	"crypto/tls"
-	"net"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/neolink/neolink/proto"

@@ -2,7 +2,7 @@ package neonet
 
 // idWindow remembers which peer-opened connection ids have been seen, so that
 // a late packet for a closed connection gets "connection closed" instead of
-// opening a new one. It needs no timer and a fixed 512 bytes per link.
+// opening a new one. It needs no timer and a fixed 4 KiB per link.
 //
 // A peer allocates its ids in increasing order (+2, wrapping mod 2³²), but
 // the first packets of its connections may arrive out of order when several
@@ -17,8 +17,10 @@ type idWindow struct {
 	bits [windowSize / 64]uint64
 }
 
-// windowSize is in ids of one parity; it covers 8192 consecutive id values.
-const windowSize = 4096
+// windowSize is in ids of one parity; it covers 65536 consecutive id values.
+// A peer that opens more connections than that before it first uses the
+// oldest of them would see that one refused as "connection closed".
+const windowSize = 32768
 
 // offset returns how many ids (of one parity) id is below top; negative if above.
 func (w *idWindow) offset(id uint32) int64 { return int64(int32(w.top-id)) / 2 }

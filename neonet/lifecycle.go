@@ -69,9 +69,7 @@ func (l *NodeLink) keepalive() {
 		if idle < l.cfg.KeepAlive {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), l.cfg.KeepAliveTimeout)
-		err := l.Ask1Context(ctx, &proto.Ping{}, &proto.Pong{})
-		cancel()
+		err := l.ping(l.cfg.KeepAliveTimeout)
 		if errors.Is(err, context.DeadlineExceeded) {
 			l.fail(&LinkError{Link: l, Op: "keepalive",
 				Err: fmt.Errorf("peer did not answer ping within %v", l.cfg.KeepAliveTimeout)})
@@ -81,6 +79,24 @@ func (l *NodeLink) keepalive() {
 			return
 		}
 	}
+}
+
+// ping asks the peer for a Pong within timeout. The Ping goes out through
+// the non-blocking control path, so a peer that stopped reading cannot block
+// this goroutine in Write: the missing Pong is what reports it.
+func (l *NodeLink) ping(timeout time.Duration) error {
+	c, err := l.lightConn()
+	if err != nil {
+		return err
+	}
+	defer l.releaseLight(c)
+	if !l.tx.control(c.id, &proto.Ping{}) {
+		return ErrLinkDown
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_, err = c.expect(ctx, []proto.Msg{&proto.Pong{}})
+	return err
 }
 
 // startTLS wraps nc in TLS when cfg.TLS is set and completes the TLS
