@@ -23,6 +23,8 @@ var (
 	// ErrConnOverflow: the Conn was aborted because its unread packets
 	// exceeded Config.ConnRecvBuffer or Config.LinkRecvBuffer.
 	ErrConnOverflow = errors.New("connection aborted: receive queue overflow")
+	// ErrPeerNotTLS: a TLS-configured end received a plain NEO handshake.
+	ErrPeerNotTLS = errors.New("peer does not use TLS")
 	// ErrUnexpected: a message arrived that the caller did not expect.
 	ErrUnexpected = errors.New("unexpected message")
 )

@@ -148,3 +148,9 @@ func serveLight(l *NodeLink) {
 		req.Close()
 	}
 }
+
+func ctxTimeout(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -113,6 +113,10 @@ func startTLS(ctx context.Context, nc net.Conn, role Role, cfg *Config) (net.Con
 	}
 	if err := tc.HandshakeContext(ctx); err != nil {
 		nc.Close()
+		var rh tls.RecordHeaderError
+		if errors.As(err, &rh) && (rh.RecordHeader[0] == 0x92 || rh.RecordHeader[0] == 0x4e) {
+			err = fmt.Errorf("%w: peer sent a plain NEO handshake (% x), but TLS is required", ErrPeerNotTLS, rh.RecordHeader[:])
+		}
 		return nil, fmt.Errorf("%s - %s: TLS handshake: %w", addrString(nc.LocalAddr()), addrString(nc.RemoteAddr()), err)
 	}
 	return tc, nil

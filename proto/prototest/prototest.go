@@ -5,6 +5,7 @@
 package prototest
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -17,7 +18,7 @@ import (
 // Fill overwrites every field of msg (a pointer to a catalog struct) with
 // random values valid for its schema type: enums in range, 8-byte ids, node
 // ids in int32, optionals both present and absent, lists and maps of 0–4
-// entries. Empty byte slices and lists are left nil, as decoding produces
+// entries, map keys unique. Empty byte slices and lists are left nil, as decoding produces
 // them, so a decoded copy compares equal with reflect.DeepEqual.
 func Fill(rng *rand.Rand, msg proto.Msg) {
 	fill(rng, reflect.ValueOf(msg).Elem(), 0)
@@ -85,10 +86,27 @@ func fill(rng *rand.Rand, v reflect.Value, depth int) {
 			return
 		}
 		s := reflect.MakeSlice(t, n, n)
-		for i := range n {
-			fill(rng, s.Index(i), depth+1)
+		isMap := t.Elem().Kind() == reflect.Struct && t.Elem().NumField() == 2 && t.Elem().Field(0).Name == "Key"
+		seen := map[string]bool{}
+		kept := 0
+		for range n {
+			e := s.Index(kept)
+			fill(rng, e, depth+1)
+			if isMap {
+				// Schema maps are dicts on the NEO/py side: keys must be unique.
+				k := fmt.Sprint(e.Field(0).Interface())
+				if seen[k] {
+					continue
+				}
+				seen[k] = true
+			}
+			kept++
 		}
-		v.Set(s)
+		if kept == 0 {
+			v.SetZero()
+			return
+		}
+		v.Set(s.Slice(0, kept))
 	case reflect.Struct:
 		for i := range t.NumField() {
 			fill(rng, v.Field(i), depth+1)

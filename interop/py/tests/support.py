@@ -1,0 +1,160 @@
+"""Helpers shared by the tests: async test runner, CLI processes, a raw peer."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Awaitable, Callable, List, Optional, Sequence, Tuple
+
+from neolinkpy import catalog
+from neolinkpy.framing import FRAMINGS, MDecoder, NDecoder, RawPacket
+
+#: interop/py, the directory holding the neolinkpy package.
+PY_DIR = Path(__file__).resolve().parents[1]
+#: The interpreter running the tests (Debian's /usr/bin/python3 with msgpack).
+PYTHON = sys.executable
+
+
+def async_test(timeout: float = 20.0) -> Callable:
+    """Run an ``async def`` test in a fresh event loop, failing after ``timeout`` s."""
+    def decorate(fn: Callable[..., Awaitable[None]]) -> Callable[..., None]:
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> None:
+            asyncio.run(asyncio.wait_for(fn(*args, **kwargs), timeout))
+        return run
+    return decorate
+
+
+def python_env() -> dict:
+    """Environment for running ``python -m neolinkpy`` in a subprocess."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(PY_DIR) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+class ServerProcess:
+    """A ``serve`` subprocess (Python or Go CLI) listening on a loopback port.
+
+    Its stdout is drained by a thread (the first line must be ``listening on
+    HOST:PORT``) and its stderr goes to a temporary file, so a chatty server can
+    never block on a full pipe.
+    """
+
+    def __init__(self, argv: Sequence[str], env: Optional[dict] = None,
+                 start_timeout: float = 20.0) -> None:
+        self.argv = list(argv)
+        self._stderr = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=self._stderr,
+                                     text=True, env=env)
+        self.stdout_lines: "queue.Queue[str]" = queue.Queue()
+        self._drainer = threading.Thread(target=self._drain, daemon=True)
+        self._drainer.start()
+        try:
+            line = self.stdout_lines.get(timeout=start_timeout)
+        except queue.Empty:
+            line = ""
+        if not line.startswith("listening on "):
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+            raise AssertionError(f"{self.argv}: expected 'listening on HOST:PORT' within "
+                                 f"{start_timeout}s, got {line!r}; stderr: {self.stderr()}")
+        hostport = line[len("listening on "):].strip()
+        host, _, port = hostport.rpartition(":")
+        self.host, self.port = host.strip("[]"), int(port)
+
+    def _drain(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.stdout_lines.put(line)
+        self.stdout_lines.put("")
+
+    def stderr(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read()
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> Tuple[int, str]:
+        """Send ``sig`` to the server; return its exit status and stderr."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            status = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+            return -1, self.stderr() + "\n(killed: did not stop after the signal)"
+        return status, self.stderr()
+
+    def __enter__(self) -> "ServerProcess":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        self._drainer.join(5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._stderr.close()
+
+
+def python_serve(*args: str) -> ServerProcess:
+    """Start the Python CLI server."""
+    return ServerProcess([PYTHON, "-m", "neolinkpy", "serve", "--listen", "127.0.0.1:0",
+                          *args], env=python_env())
+
+
+class RawPeer:
+    """A peer speaking raw packets over asyncio streams, to script exact behaviour
+    (e.g. unpatched NEO/py, whose ids count 0, 1, 2... on both sides)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 encoding: str = "M") -> None:
+        self.reader, self.writer = reader, writer
+        self.framing = FRAMINGS[encoding]
+        self._decoder = MDecoder() if encoding == "M" else NDecoder()
+        self._packets: List[RawPacket] = []
+
+    async def handshake(self) -> None:
+        """Send our handshake and check the peer's."""
+        self.writer.write(self.framing.handshake)
+        got = await self.reader.readexactly(len(self.framing.handshake))
+        assert got == self.framing.handshake, got
+
+    def send(self, msg_id: int, msg: catalog.Message) -> None:
+        self.writer.write(self.framing.encode(msg_id, msg))
+
+    def send_raw(self, data: bytes) -> None:
+        self.writer.write(data)
+
+    async def recv(self) -> Tuple[int, catalog.Message]:
+        """The next packet as (msg_id, message)."""
+        while not self._packets:
+            data = await self.reader.read(65536)
+            if not data:
+                raise EOFError("peer closed")
+            self._packets.extend(self._decoder.feed(data))
+        pkt = self._packets.pop(0)
+        return pkt.msg_id, self.framing.decode_body(pkt.code, pkt.body)
+
+    async def expect_nothing(self, delay: float = 0.2) -> None:
+        """Check that no packet arrives within ``delay`` seconds."""
+        try:
+            got = await asyncio.wait_for(self.recv(), delay)
+        except asyncio.TimeoutError:
+            return
+        raise AssertionError(f"unexpected packet {got}")
+
+    def close(self) -> None:
+        self.writer.close()
