@@ -16,7 +16,9 @@ import (
 // Shutdown closes the link gracefully: it stops accepting (new connections
 // from the peer are refused), waits until every open Conn and light request
 // has been closed and everything queued for sending is written, then closes
-// the link. If ctx ends first, the link is closed at once: calls still
+// the link. NEO has no close frames, so a Conn the peer opened stays open
+// until this side closes it: a server closes the Conns it has finished with
+// (or whose receivers it stops) for Shutdown to complete before ctx ends. If ctx ends first, the link is closed at once: calls still
 // blocked on it get ErrLinkClosed, and Shutdown returns ctx.Err().
 func (l *NodeLink) Shutdown(ctx context.Context) error {
 	l.mu.Lock()

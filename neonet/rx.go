@@ -106,12 +106,25 @@ func (q *waiterList) remove(w *waiter) {
 	w.prev, w.next = nil, nil
 }
 
-// handOffLocked releases the baton, passing it to the longest-parked waiter.
+// handOffLocked releases the baton, passing it to the longest-parked Conn
+// receiver, or to the acceptor if no receiver waits. A receiver is likely
+// to want the next packet (its answer is due); the acceptor waits for an
+// event of unknown time, and any reader routes new connections to it.
 func (l *NodeLink) handOffLocked() {
 	l.reader = nil
-	if w := l.parked.first(); w != nil && l.downErr == nil && !l.closed {
-		l.reader = w
-		w.unparkLocked(l)
+	if l.downErr != nil || l.closed {
+		return
+	}
+	next := l.parked.first()
+	for w := next; w != nil; w = w.next {
+		if w.conn != nil {
+			next = w
+			break
+		}
+	}
+	if next != nil {
+		l.reader = next
+		next.unparkLocked(l)
 	}
 }
 

@@ -43,7 +43,7 @@ from .link import Conn, Link, dial, listen
 from .randgen import RandomValues
 
 #: Cluster name used when --cluster is not given.
-DEFAULT_CLUSTER = "neolink"
+DEFAULT_CLUSTER = "neo"
 
 #: High byte of node ids per node type (NEO/py UUID_NAMESPACES).
 UUID_NAMESPACES = {NodeTypes.STORAGE: 0x00, NodeTypes.MASTER: -0x10,

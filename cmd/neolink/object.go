@@ -1,0 +1,55 @@
+package main
+
+import (
+	"crypto/sha1"
+	"fmt"
+	"sync"
+
+	"github.com/neolink/neolink/proto"
+)
+
+// The test objects that serve returns and ping checks: the object with oid
+// has oid & 0xffffffff bytes of data, data[i] = byte(i % 251).
+
+// objectSize returns the data length of the test object oid.
+func objectSize(oid uint64) uint64 { return oid & 0xffffffff }
+
+// objectStore hands out test object data and checksums. The data of every
+// size is a prefix of one shared pattern, which only grows; slices it
+// returns are read-only and stay valid. It is safe for concurrent use.
+type objectStore struct {
+	mu      sync.Mutex
+	pattern []byte
+	sums    map[uint64][]byte // checksum by size, a small cache
+}
+
+// maxObjectSize is the largest object whose answer can fit in a packet.
+const maxObjectSize = proto.MaxPacketSize
+
+// get returns the data of size bytes and its SHA-1. It fails for objects
+// too large for any packet.
+func (s *objectStore) get(size uint64) (data, sum []byte, err error) {
+	if size > maxObjectSize {
+		return nil, nil, fmt.Errorf("object of %d bytes does not fit in a packet (limit %d bytes)", size, maxObjectSize)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if uint64(len(s.pattern)) < size {
+		n := min(max(size, 2*uint64(len(s.pattern)), 4096), maxObjectSize)
+		p := make([]byte, n)
+		for i := range p {
+			p[i] = byte(i % 251)
+		}
+		s.pattern = p
+	}
+	data = s.pattern[:size:size]
+	if sum = s.sums[size]; sum == nil {
+		h := sha1.Sum(data)
+		sum = h[:]
+		if s.sums == nil || len(s.sums) >= 64 {
+			s.sums = make(map[uint64][]byte)
+		}
+		s.sums[size] = sum
+	}
+	return data, sum, nil
+}

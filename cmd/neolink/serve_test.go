@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/neolink/neolink/neonet"
+	"github.com/neolink/neolink/proto"
+)
+
+// dial opens a link to addr from the test process.
+func dial(t *testing.T, addr string, enc proto.Encoding) *neonet.NodeLink {
+	t.Helper()
+	cfg := neonet.DefaultConfig()
+	cfg.Encoding = enc
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	link, err := neonet.DialLink(ctx, "tcp", addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { link.Close() })
+	return link
+}
+
+// TestServeAnswers checks serve's answers from an in-process client.
+func TestServeAnswers(t *testing.T) {
+	s := startServe(t, "-cluster", "test")
+	for _, enc := range []proto.Encoding{proto.EncodingN, proto.EncodingM} {
+		link := dial(t, s.addr, enc)
+		ask := func(req proto.Msg, resp proto.Msg) error {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return link.Ask1Context(ctx, req, resp)
+		}
+		// Node ids: M1 for the server, the next in the peer's namespace for the peer.
+		for _, want := range []struct {
+			typ proto.NodeType
+			id  string
+		}{{proto.Client, "C1"}, {proto.Client, "C2"}, {proto.Storage, "S1"}, {proto.Master, "M2"}, {proto.Admin, "A1"}} {
+			if enc == proto.EncodingM {
+				break
+			}
+			var ai proto.AcceptIdentification
+			if err := ask(&proto.RequestIdentification{NodeType: want.typ, Name: "test"}, &ai); err != nil {
+				t.Fatal(err)
+			}
+			if ai.NodeType != proto.Master || ai.UUID != proto.Some(proto.MakeNodeID(proto.Master, 1)) ||
+				!ai.YourUUID.Valid || ai.YourUUID.V.String() != want.id {
+				t.Errorf("%v: got %+v, want M1 giving %s", want.typ, ai, want.id)
+			}
+		}
+		var ai proto.AcceptIdentification
+		err := ask(&proto.RequestIdentification{NodeType: proto.Client, Name: "other"}, &ai)
+		if !errors.Is(err, proto.ProtocolError("")) || !strings.Contains(err.Error(), "invalid cluster name") {
+			t.Errorf("wrong cluster: %v", err)
+		}
+		// A notification gets no answer, and does not disturb the link.
+		if err := link.Send1(&proto.NotifyNodeInformation{}); err != nil {
+			t.Fatal(err)
+		}
+		err = ask(&proto.AskLastIDs{}, &proto.AnswerLastIDs{})
+		if err == nil || err.Error() != "PROTOCOL_ERROR: unexpected packet AskLastIDs" {
+			t.Errorf("AskLastIDs: %v", err)
+		}
+		var obj proto.AnswerObject
+		if err := ask(&proto.AskObject{OID: 1<<32 | 300}, &obj); err != nil {
+			t.Fatal(err)
+		}
+		if obj.OID != 1<<32|300 || obj.Serial != 1 || obj.NextSerial.Valid || obj.Compression != proto.Some(int64(0)) ||
+			len(obj.Data) != 300 || obj.Data[299] != byte(299%251) || obj.DataSerial.Valid {
+			t.Errorf("AnswerObject: %+v", obj)
+		}
+		err = ask(&proto.AskObject{OID: 0xffffffff}, &obj)
+		if err == nil || !strings.Contains(err.Error(), "cannot answer") {
+			t.Errorf("4 GiB object: %v", err)
+		}
+		// Full mode: many requests on one conn.
+		c, err := link.NewConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 10 {
+			if err := c.Ask(&proto.Ping{}, &proto.Pong{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.Close()
+	}
+}
+
+// TestServeIdleConns checks that conns left idle, as light requests leave
+// them, are closed beyond -idle-conns, least recently used first.
+func TestServeIdleConns(t *testing.T) {
+	s := startServe(t, "-idle-conns", "4")
+	link := dial(t, s.addr, proto.EncodingN)
+	c, err := link.NewConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	light := func(n int) {
+		for range n {
+			if err := link.Ask1(&proto.Ping{}, &proto.Pong{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i := range 5 {
+		if err := c.Ask(&proto.Ping{}, &proto.Pong{}); err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		light(3) // c is among the 4 most recently used idle conns
+	}
+	light(10)
+	err = c.Ask(&proto.Ping{}, &proto.Pong{})
+	if err == nil || !strings.Contains(err.Error(), "connection closed") {
+		t.Fatalf("conn idle behind 10 newer ones: %v, want connection closed", err)
+	}
+}
+
+// TestServeSIGTERM checks a graceful shutdown with links open.
+func TestServeSIGTERM(t *testing.T) {
+	s := startServe(t)
+	// An idle link with an open full-mode conn, and a link in the middle
+	// of a ping run, must not hold up the shutdown.
+	link := dial(t, s.addr, proto.EncodingM)
+	c, err := link.NewConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Ask(&proto.Ping{}, &proto.Pong{}); err != nil {
+		t.Fatal(err)
+	}
+	linkDown := make(chan error, 1)
+	go func() {
+		_, err := link.Accept() // someone must read to see the link end
+		linkDown <- err
+	}()
+	pinged := make(chan result, 1)
+	go func() {
+		pinged <- neolink(t, 60*time.Second, nil, "ping", "-n", "100000000", "-c", "2", "-timeout", "50s", s.addr)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(s.Stderr(), " up (encoding") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("links not up; stderr:\n%s", s.Stderr())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	code, took := s.stop(20 * time.Second)
+	if code != 0 {
+		t.Fatalf("serve exited with %d after SIGTERM; stderr:\n%s", code, s.Stderr())
+	}
+	if took > shutdownTimeout+2*time.Second {
+		t.Errorf("shutdown took %v", took)
+	}
+	select {
+	case <-linkDown:
+	case <-time.After(5 * time.Second):
+		t.Error("the idle link was not closed")
+	}
+	r := <-pinged
+	// Depending on when the signal came, the run or the identification failed.
+	if r.code != 1 || !strings.Contains(r.stderr, "round trips failed") && !strings.Contains(r.stderr, "identification failed") {
+		t.Errorf("ping during shutdown: status %d, stderr %q", r.code, r.stderr)
+	}
+	log := s.Stderr()
+	if strings.Count(log, "closed for shutdown") != 2 || !strings.Contains(log, "shutting down") {
+		t.Errorf("serve log:\n%s", log)
+	}
+}
