@@ -130,12 +130,13 @@ type PacketReader struct {
 	offset     int64 // stream offset of buf[start]
 	need       int   // bytes of the current packet known to be needed, 0 if unknown
 	walk       walker
-	fills      int // reads since the buffer last had to grow
+	small      int // packets in a row that fit the default buffer size
 	err        error
 }
 
-// Default read-ahead buffer size; a larger packet grows the buffer, and the
-// buffer shrinks back after a run of packets that fit the default.
+// Default read-ahead buffer size. A larger packet grows the buffer; it
+// shrinks back after shrinkAfterN packets in a row that fit the default, so
+// a stream of large packets keeps its buffer and a burst does not pin memory.
 const (
 	readBufSize  = 16 << 10
 	shrinkAfterN = 64
@@ -234,6 +235,11 @@ func (r *PacketReader) parse() (Packet, bool, error) {
 	r.start += n
 	r.offset += int64(n)
 	r.need = 0
+	if n > readBufSize {
+		r.small = 0
+	} else {
+		r.small++
+	}
 	r.walk = walker{stack: r.walk.stack[:0]}
 	return p, true, nil
 }
@@ -403,6 +409,9 @@ func (w *walker) advance(b []byte, max int) (done bool, err error) {
 
 // fill reads more input, first making room for the packet being parsed.
 func (r *PacketReader) fill() error {
+	if r.start == r.end {
+		r.start, r.end = 0, 0 // nothing pending: rewinding costs no copy
+	}
 	// Grow towards a large packet at most by doubling what has arrived, so
 	// that a header announcing 64 MiB costs memory only as the bytes come.
 	pending := r.end - r.start
@@ -413,8 +422,14 @@ func (r *PacketReader) fill() error {
 		return &FrameError{Offset: r.offset, Err: fmt.Errorf("%w: limit %d", ErrPacketTooBig, r.max)}
 	}
 	r.makeRoom(want)
-	r.fills++
-	n, err := r.r.Read(r.buf[r.end:])
+	space := r.buf[r.end:]
+	if r.need > readBufSize && r.start+r.need <= len(r.buf) {
+		// Inside a large packet, read only up to its end: reading ahead
+		// would leave the next packet's start at the buffer's tail, to be
+		// moved to the front before the next large packet fits.
+		space = r.buf[r.end : r.start+r.need]
+	}
+	n, err := r.r.Read(space)
 	r.end += n
 	if n > 0 {
 		return nil
@@ -439,8 +454,7 @@ func (r *PacketReader) makeRoom(want int) {
 		if cap := r.max + maxHeaderSizeM; size > cap {
 			size = max2(cap, pending+want)
 		}
-		r.fills = 0
-	} else if size > readBufSize && r.fills >= shrinkAfterN && pending+want <= readBufSize {
+	} else if size > readBufSize && r.small >= shrinkAfterN && pending+want <= readBufSize {
 		size = readBufSize
 	}
 	if size != len(r.buf) {
