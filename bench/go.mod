@@ -1,0 +1,20 @@
+module github.com/neolink/neolink/bench
+
+go 1.26.0
+
+require (
+	github.com/hashicorp/yamux v0.1.2
+	github.com/neolink/neolink v0.0.0
+	github.com/xtaci/smux v1.5.56
+)
+
+// Modules that neolink's packages import, listed so that this module builds
+// against the replaced parent without `go mod tidy`.
+require (
+	github.com/philhofer/fwd v1.2.0 // indirect
+	github.com/pkg/errors v0.9.1 // indirect
+	github.com/tinylib/msgp v1.6.5 // indirect
+	golang.org/x/sync v0.24.0 // indirect
+)
+
+replace github.com/neolink/neolink => ../
