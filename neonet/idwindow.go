@@ -11,6 +11,10 @@ package neonet
 // below it: an id above the highest is new, an id in the window is new only
 // if its bit is clear, and an id below the window is taken as long closed.
 // Comparisons use serial-number arithmetic (RFC 1982), so wrap-around works.
+//
+// The bitmap is circular: id's bit is at (id/2) mod windowSize. Moving the
+// top up by n ids clears just the n slots that come back into the window,
+// so the common case, the next id of the peer, costs O(1).
 type idWindow struct {
 	top  uint32 // highest id seen
 	init bool   // whether any id was seen
@@ -25,6 +29,11 @@ const windowSize = 32768
 // offset returns how many ids (of one parity) id is below top; negative if above.
 func (w *idWindow) offset(id uint32) int64 { return int64(int32(w.top-id)) / 2 }
 
+func slot(id uint32) uint32 { return (id >> 1) % windowSize }
+
+func (w *idWindow) bit(id uint32) bool { s := slot(id); return w.bits[s/64]&(1<<(s%64)) != 0 }
+func (w *idWindow) set(id uint32)      { s := slot(id); w.bits[s/64] |= 1 << (s % 64) }
+
 // seen reports whether id was seen before (or is too old to tell).
 func (w *idWindow) seen(id uint32) bool {
 	if !w.init {
@@ -37,42 +46,42 @@ func (w *idWindow) seen(id uint32) bool {
 	case k >= windowSize:
 		return true
 	}
-	return w.bits[k/64]&(1<<(k%64)) != 0
+	return w.bit(id)
 }
 
 // mark records id as seen.
 func (w *idWindow) mark(id uint32) {
 	if !w.init {
 		w.init, w.top = true, id
-		w.bits[0] = 1
+		w.set(id)
 		return
 	}
 	k := w.offset(id)
+	if k >= windowSize {
+		return // long closed anyway
+	}
 	if k < 0 {
-		w.shift(-k)
+		w.advance(-k)
 		w.top = id
-		k = 0
 	}
-	if k < windowSize {
-		w.bits[k/64] |= 1 << (k % 64)
-	}
+	w.set(id)
 }
 
-// shift moves every bit n positions up (older), dropping those past the window.
-func (w *idWindow) shift(n int64) {
+// advance moves the top up by n ids, clearing the slots they reuse.
+func (w *idWindow) advance(n int64) {
 	if n >= windowSize {
 		w.bits = [windowSize / 64]uint64{}
 		return
 	}
-	words, bits := int(n/64), uint(n%64)
-	for i := len(w.bits) - 1; i >= 0; i-- {
-		var v uint64
-		if j := i - words; j >= 0 {
-			v = w.bits[j] << bits
-			if bits > 0 && j > 0 {
-				v |= w.bits[j-1] >> (64 - bits)
-			}
+	for s := int64(slot(w.top)) + 1; n > 0; n-- {
+		s %= windowSize
+		if s%64 == 0 && n >= 64 {
+			w.bits[s/64] = 0
+			s += 64
+			n -= 63
+			continue
 		}
-		w.bits[i] = v
+		w.bits[s/64] &^= 1 << (s % 64)
+		s++
 	}
 }
