@@ -93,16 +93,7 @@ func (t *txState) send(c *Conn, id uint32, msg proto.Msg) error {
 // and writing set; returns with mu released. It returns the write error, so
 // that the Send that caused it gets the real I/O error.
 func (t *txState) writeLocked() error {
-	out := t.buf
-	t.buf = t.spare[:0]
-	t.mu.Unlock()
-	_, err := t.l.nc.Write(out)
-	t.mu.Lock()
-	t.spare = out[:0]
-	if cap(t.spare) > 2*t.l.cfg.SendBuffer {
-		t.spare = nil // do not pin a buffer grown by one huge packet
-	}
-	if err != nil {
+	if err := t.flushOnceLocked(); err != nil {
 		t.writing = false
 		t.mu.Unlock()
 		t.l.fail(err)
@@ -113,9 +104,24 @@ func (t *txState) writeLocked() error {
 	} else {
 		t.writing = false
 	}
-	t.space.Broadcast()
 	t.mu.Unlock()
 	return nil
+}
+
+// flushOnceLocked writes what is pending with one Write, outside the lock,
+// while new packets go to the other buffer. Called and returns with mu held.
+func (t *txState) flushOnceLocked() error {
+	out := t.buf
+	t.buf = t.spare[:0]
+	t.mu.Unlock()
+	_, err := t.l.nc.Write(out)
+	t.mu.Lock()
+	t.spare = out[:0]
+	if cap(t.spare) > 2*t.l.cfg.SendBuffer {
+		t.spare = nil // do not pin a buffer grown by one huge packet
+	}
+	t.space.Broadcast()
+	return err
 }
 
 // flusher writes batches handed over by senders until the link ends.
@@ -124,19 +130,12 @@ func (t *txState) flusher() {
 	for range t.kick {
 		t.mu.Lock()
 		for len(t.buf) > 0 && t.err == nil {
-			out := t.buf
-			t.buf = t.spare[:0]
-			t.mu.Unlock()
-			_, err := t.l.nc.Write(out)
-			t.mu.Lock()
-			t.spare = out[:0]
-			if err != nil {
+			if err := t.flushOnceLocked(); err != nil {
 				t.mu.Unlock()
 				t.l.fail(err)
 				t.mu.Lock()
 				break
 			}
-			t.space.Broadcast()
 		}
 		t.writing = false
 		t.space.Broadcast()
