@@ -21,6 +21,7 @@ const (
 	Listener
 )
 
+// String returns "dialer" or "listener".
 func (r Role) String() string {
 	if r == Dialer {
 		return "dialer"
@@ -44,6 +45,7 @@ const (
 	RouteAnswerBit
 )
 
+// String returns "auto", "parity" or "answerbit".
 func (r Routing) String() string {
 	switch r {
 	case RouteAuto:

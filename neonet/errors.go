@@ -36,6 +36,7 @@ type LinkError struct {
 	Err  error
 }
 
+// Error formats the failure as "<local> - <remote>: op: reason".
 func (e *LinkError) Error() string { return fmt.Sprintf("%s: %s: %v", e.Link, e.Op, e.Err) }
 
 // Unwrap returns the underlying error.
@@ -52,6 +53,7 @@ type ConnError struct {
 	Err    error
 }
 
+// Error formats the failure as "<local> - <remote> .id: op: reason".
 func (e *ConnError) Error() string {
 	return fmt.Sprintf("%s .%d: %s: %v", e.Link, e.ConnID, e.Op, e.Err)
 }

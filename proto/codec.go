@@ -20,6 +20,7 @@ type DecodeError struct {
 	Err   error
 }
 
+// Error formats the failure as "proto: decode Msg.field: reason".
 func (e *DecodeError) Error() string {
 	if e.Field == "" {
 		return fmt.Sprintf("proto: decode %s: %v", e.Msg, e.Err)
@@ -246,6 +247,7 @@ type fieldError struct {
 	err  error
 }
 
+// Error formats the failure as "path: reason".
 func (e *fieldError) Error() string { return e.path + ": " + e.err.Error() }
 
 func fieldErr(path string, err error) error {

@@ -49,6 +49,7 @@ type FrameError struct {
 	Err    error // ErrPacketTooBig or ErrBadFrame, wrapped with details
 }
 
+// Error formats the failure with its stream offset.
 func (e *FrameError) Error() string { return fmt.Sprintf("at offset %d: %v", e.Offset, e.Err) }
 
 // Unwrap returns the underlying error.
