@@ -84,6 +84,9 @@ type Config struct {
 
 	// LinkRecvBuffer bounds the bytes queued for all Conns of the link. The
 	// Conn whose packet would exceed it is aborted as for ConnRecvBuffer.
+	// A packet for an empty queue is accepted regardless, so the worst case
+	// is LinkRecvBuffer plus one packet per Conn (bounded by MaxPacketSize
+	// and, for new Conns, by AcceptBacklog).
 	LinkRecvBuffer int
 
 	// AcceptBacklog bounds the peer-opened Conns waiting for Accept or
@@ -98,9 +101,9 @@ type Config struct {
 	// NEO/py does. See TLSConfig for NEO/py-compatible settings.
 	TLS *tls.Config
 
-	// KeepAlive, if positive, sends a Ping after the link has been idle for
-	// that long and closes the link if nothing arrives within
-	// KeepAliveTimeout after it.
+	// KeepAlive, if positive, sends a Ping after nothing has arrived for that
+	// long and takes the link down if its Pong does not arrive within
+	// KeepAliveTimeout. While the Ping waits, it reads for every Conn.
 	KeepAlive        time.Duration
 	KeepAliveTimeout time.Duration
 
@@ -114,9 +117,10 @@ type Config struct {
 	// incoming connection whose handshake failed (the connection is closed).
 	OnHandshakeError func(remote net.Addr, err error)
 
-	// OnUnsolicitedError, if set, is called with an Error packet whose id
-	// matches no connection (NEO/py sends such Errors before aborting). It
-	// runs on a receiving goroutine and must not block.
+	// OnUnsolicitedError, if set, is called with an Error packet that no
+	// receiver takes: its id matches no connection (NEO/py sends such Errors
+	// before aborting), or its connection no longer receives. Such Errors
+	// are never answered. It runs on a receiving goroutine and must not block.
 	OnUnsolicitedError func(id uint32, e *proto.Error)
 }
 

@@ -50,8 +50,10 @@ func (c *Conn) String() string { return fmt.Sprintf("%s .%d", c.link, c.id) }
 // Send sends msg on the connection. It returns once the packet is queued for
 // writing, after at most waiting for space in the link's send buffer; the
 // packet is then written in order, or the link fails and every later call
-// reports it. A packet whose write has begun is always written completely,
-// so closing never breaks the stream's framing.
+// reports it. A packet whose write has begun is written completely even if
+// its Conn is closed meanwhile, so closing a Conn never breaks the stream's
+// framing (NodeLink.Close does cut the stream, which then ends anyway). An
+// oversized message is encoded, found too big and rolled back.
 //
 // Errors: ErrClosedConn after Close, ErrLinkClosed or ErrLinkDown on a dead
 // link (the Send whose write failed gets the I/O error itself), and
@@ -229,10 +231,12 @@ func (c *Conn) closeRecvLocked() {
 }
 
 // Close closes the connection: blocked and later calls on it return
-// ErrClosedConn, and the peer gets "connection closed" for packets it sends
-// on this id later (and for any it sent that were not read). Packets
-// already queued for writing are still written. It is idempotent and always
-// returns nil.
+// ErrClosedConn, and the peer gets "connection closed" for any packets it
+// sent that were not read. Under parity routing, packets the peer sends on
+// this id later also get "connection closed"; under answer-bit routing
+// (NEO/py) late answers are dropped and a new request on the id opens a new
+// connection, as NEO/py expects. Packets already queued for writing are
+// still written. It is idempotent and always returns nil.
 func (c *Conn) Close() error {
 	l := c.link
 	l.mu.Lock()

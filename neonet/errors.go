@@ -49,7 +49,7 @@ func (e *LinkError) Cause() error { return e.Err }
 type ConnError struct {
 	Link   *NodeLink
 	ConnID uint32 // the id, not the *Conn: light-mode Conns are reused
-	Op     string // "send", "recv", "ask", "decode", "close"
+	Op     string // "send", "recv", "decode", "ask1", "reply"
 	Err    error
 }
 

@@ -94,22 +94,20 @@ func (l *NodeLink) recv1(ctx context.Context) (Request, error) {
 	l.acceptMu.Lock()
 	defer l.acceptMu.Unlock()
 	stop := l.watch(ctx, &l.aw)
-	c, d, err := l.accept(true)
-	stop()
-	if err != nil {
-		return Request{}, l.acceptErr("recv1", ctx, err)
+	defer stop()
+	var c *Conn
+	var d delivery
+	for {
+		var err error
+		c, d, err = l.accept(true)
+		if err != nil {
+			return Request{}, l.acceptErr("recv1", ctx, err)
+		}
+		if d.direct || l.takeFirst(c, &d) {
+			break
+		}
 	}
-	if !d.direct {
-		// Queued by another reader before we took it: its first packet is
-		// first in its queue; anything after it gets "connection closed".
-		l.mu.Lock()
-		b := c.q.pop()
-		l.queued -= len(b.args)
-		c.light = true
-		c.closeRecvLocked()
-		l.mu.Unlock()
-		d = delivery{code: b.code, args: b.args, buf: b}
-	}
+	var err error
 	m := c.cached(d.code)
 	if m == nil {
 		err = proto.ErrUnknownCode
@@ -141,6 +139,27 @@ func (r Request) Reply(msg proto.Msg) error {
 	return nil
 }
 
+// takeFirst takes the first packet of a Conn that another reader queued
+// for accepting, and closes it for more (one request per id). It reports
+// false when the Conn has no packet left because it was aborted meanwhile;
+// the Conn is then dropped and the caller accepts the next one.
+func (l *NodeLink) takeFirst(c *Conn, d *delivery) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := c.q.pop()
+	if b != nil {
+		l.queued -= len(b.args)
+	}
+	c.light = true
+	c.closeRecvLocked()
+	if b == nil {
+		l.removeLocked(c)
+		return false
+	}
+	*d = delivery{code: b.code, args: b.args, buf: b}
+	return true
+}
+
 func (r Request) valid() bool {
 	l := r.conn.link
 	l.mu.Lock()
@@ -149,8 +168,10 @@ func (r Request) valid() bool {
 	return ok
 }
 
-// Close ends the request. Its id is remembered as closed, so late packets
-// on it get "connection closed". Closing twice is harmless.
+// Close ends the request. Under parity routing its id is remembered as
+// closed, so late packets on it get "connection closed"; under answer-bit
+// routing (NEO/py) a later request on the same id is a new request, as
+// NEO/py treats it. Closing twice is harmless.
 func (r Request) Close() {
 	c := r.conn
 	if c == nil {

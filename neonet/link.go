@@ -14,8 +14,8 @@ import (
 // connections (Conn). All methods are safe for concurrent use.
 //
 // The link reads from the network only while some goroutine waits on it (in
-// Recv, Accept, Ask, Expect, Ask1, Recv1 or their variants) or keepalive is
-// on: the waiting goroutine reads the socket itself and routes what it reads
+// Recv, Accept, Ask, Expect, Ask1, Recv1 or their variants, or a keepalive
+// Ping waiting for its Pong): the waiting goroutine reads the socket itself and routes what it reads
 // to the others (see rx.go). A link nobody receives on leaves incoming data
 // in the kernel, which applies TCP flow control to the peer.
 type NodeLink struct {
@@ -288,6 +288,7 @@ func (l *NodeLink) closeAcceptLocked() {
 	for c := l.popAcceptLocked(); c != nil; c = l.popAcceptLocked() {
 		l.stats.RepliedRefused++
 		l.abortLocked(c, ErrLinkNoListen, "connection refused")
+		l.removeLocked(c) // never accepted: nobody will close it
 	}
 	l.aw.unparkLocked(l)
 	if l.reader == &l.aw {

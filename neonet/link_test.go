@@ -754,3 +754,48 @@ func keepAlivePair(t *testing.T, ca, cb *Config) (*NodeLink, *NodeLink) {
 	t.Cleanup(func() { a.Close(); b.Close() })
 	return a, b
 }
+
+// Regression: a Conn queued for accepting and then aborted for overflow
+// must not crash Recv1; Recv1 moves on to the next request.
+func TestRecv1AfterAbortedQueuedConn(t *testing.T) {
+	leakCheck(t)
+	cfg := DefaultConfig()
+	cfg.ConnRecvBuffer, cfg.LinkRecvBuffer = 64, 64
+	a, peer := rawPair(t, transports[1], proto.EncodingN, Listener, cfg)
+	c, _ := a.NewConn()
+	r := blocked(t, func() error { _, err := c.Recv(); return err }) // reads for the link
+	peer.send(1, &proto.Ping{})
+	peer.send(1, &proto.AnswerObject{Data: make([]byte, 100)}) // overflows conn 1
+	peer.expectError(1, "receive queue overflow")
+	peer.send(3, &proto.AskObject{OID: 3})
+	req, err := a.Recv1()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.ID() != 3 {
+		t.Fatalf("Recv1 returned id %d, want 3", req.ID())
+	}
+	req.Close()
+	c.Close()
+	wait(t, r)
+}
+
+// Regression: conns refused from the backlog by CloseAccept leave the
+// tables, so Shutdown does not wait for them.
+func TestShutdownAfterRefusedBacklog(t *testing.T) {
+	leakCheck(t)
+	a, peer := rawPair(t, transports[1], proto.EncodingN, Listener, nil)
+	pkt, _ := proto.AppendPacket(nil, proto.EncodingN, 1, &proto.Ping{}, 0)
+	pkt, _ = proto.AppendPacket(pkt, proto.EncodingN, 3, &proto.Ping{}, 0)
+	peer.write(pkt)
+	c, err := a.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := a.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+}

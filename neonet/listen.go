@@ -34,13 +34,17 @@ func DialLink(ctx context.Context, network, addr string, cfg *Config) (*NodeLink
 
 // LinkListener accepts handshaked links. Each incoming connection is
 // handshaked in its own goroutine under Config.HandshakeTimeout, so a silent
-// or slow client never holds up the others. Its methods are safe for
-// concurrent use.
+// or slow client never holds up the others. At most maxHandshakes run at
+// once (beyond that the kernel's listen backlog holds new connections), and
+// at most Config.AcceptBacklog handshaked links wait for Accept; a link
+// handshaked while that queue is full is closed and counted as a failure.
+// Its methods are safe for concurrent use.
 type LinkListener struct {
 	l   net.Listener
 	cfg *Config
 
 	links  chan *NodeLink // handshaked links waiting for Accept
+	slots  chan struct{}  // handshakes in flight
 	closed chan struct{}
 	ctx    context.Context // ends at Close, aborting handshakes in flight
 	cancel context.CancelFunc
@@ -75,6 +79,7 @@ func NewLinkListener(l net.Listener, cfg *Config) *LinkListener {
 		l:      l,
 		cfg:    cfg,
 		links:  make(chan *NodeLink, cfg.AcceptBacklog),
+		slots:  make(chan struct{}, maxHandshakes),
 		closed: make(chan struct{}),
 	}
 	ll.ctx, ll.cancel = context.WithCancel(context.Background())
@@ -118,13 +123,23 @@ func (ll *LinkListener) serve() {
 			return
 		}
 		delay = 0
+		select {
+		case ll.slots <- struct{}{}:
+		case <-ll.closed:
+			nc.Close()
+			return
+		}
 		ll.wg.Add(1)
 		go ll.handshake(nc)
 	}
 }
 
+// maxHandshakes bounds the handshakes a LinkListener runs at once.
+const maxHandshakes = 256
+
 func (ll *LinkListener) handshake(nc net.Conn) {
 	defer ll.wg.Done()
+	defer func() { <-ll.slots }()
 	link, err := NewLink(ll.ctx, nc, Listener, ll.cfg)
 	if err != nil {
 		ll.mu.Lock()
@@ -137,8 +152,11 @@ func (ll *LinkListener) handshake(nc net.Conn) {
 	}
 	select {
 	case ll.links <- link:
-	case <-ll.closed:
+	default: // Accept is not keeping up: refuse rather than pile up
 		link.Close()
+		ll.mu.Lock()
+		ll.failures++
+		ll.mu.Unlock()
 	}
 }
 

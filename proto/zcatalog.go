@@ -124,8 +124,8 @@ var (
 	_ Msg = (*NotifyUpstreamAdmin)(nil)
 )
 
-// CellState is NEO/py's CellStates enum. As an argument it travels as msgpack fixext1
-// `d4 00 <value>`.
+// CellState is NEO/py's CellStates enum. As an enum argument it travels as msgpack
+// fixext1 `d4 00 <value>`; as int/CellStates (Error.code) it is a plain int.
 type CellState uint8
 
 // Values of CellState, numbered as NEO/py numbers them.
@@ -157,8 +157,8 @@ func (v CellState) String() string {
 	return "CellState(" + strconv.Itoa(int(v)) + ")"
 }
 
-// ClusterState is NEO/py's ClusterStates enum. As an argument it travels as msgpack fixext1
-// `d4 01 <value>`.
+// ClusterState is NEO/py's ClusterStates enum. As an enum argument it travels as msgpack
+// fixext1 `d4 01 <value>`; as int/ClusterStates (Error.code) it is a plain int.
 type ClusterState uint8
 
 // Values of ClusterState, numbered as NEO/py numbers them.
@@ -196,8 +196,8 @@ func (v ClusterState) String() string {
 	return "ClusterState(" + strconv.Itoa(int(v)) + ")"
 }
 
-// ErrorCode is NEO/py's ErrorCodes enum. As an argument it travels as msgpack fixext1
-// `d4 02 <value>`.
+// ErrorCode is NEO/py's ErrorCodes enum. As an enum argument it travels as msgpack
+// fixext1 `d4 02 <value>`; as int/ErrorCodes (Error.code) it is a plain int.
 type ErrorCode uint8
 
 // Values of ErrorCode, numbered as NEO/py numbers them.
@@ -256,8 +256,8 @@ func (v ErrorCode) String() string {
 	return "ErrorCode(" + strconv.Itoa(int(v)) + ")"
 }
 
-// NodeState is NEO/py's NodeStates enum. As an argument it travels as msgpack fixext1
-// `d4 03 <value>`.
+// NodeState is NEO/py's NodeStates enum. As an enum argument it travels as msgpack
+// fixext1 `d4 03 <value>`; as int/NodeStates (Error.code) it is a plain int.
 type NodeState uint8
 
 // Values of NodeState, numbered as NEO/py numbers them.
@@ -286,8 +286,8 @@ func (v NodeState) String() string {
 	return "NodeState(" + strconv.Itoa(int(v)) + ")"
 }
 
-// NodeType is NEO/py's NodeTypes enum. As an argument it travels as msgpack fixext1
-// `d4 04 <value>`.
+// NodeType is NEO/py's NodeTypes enum. As an enum argument it travels as msgpack
+// fixext1 `d4 04 <value>`; as int/NodeTypes (Error.code) it is a plain int.
 type NodeType uint8
 
 // Values of NodeType, numbered as NEO/py numbers them.

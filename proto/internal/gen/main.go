@@ -91,8 +91,8 @@ func (g *gen) p(format string, args ...any) {
 
 func (g *gen) enum(e *enumDef) {
 	g.p("")
-	g.p("// %s is NEO/py's %s enum. As an argument it travels as msgpack fixext1", e.goName, e.pyName)
-	g.p("// `d4 %02x <value>`.", e.ext)
+	g.p("// %s is NEO/py's %s enum. As an enum argument it travels as msgpack", e.goName, e.pyName)
+	g.p("// fixext1 `d4 %02x <value>`; as int/%s (Error.code) it is a plain int.", e.ext, e.pyName)
 	g.p("type %s uint8", e.goName)
 	g.p("")
 	g.p("// Values of %s, numbered as NEO/py numbers them.", e.goName)
