@@ -159,30 +159,17 @@ func (l *NodeLink) recv(c *Conn) (delivery, error) {
 			l.mu.Unlock()
 			return delivery{code: b.code, args: b.args, buf: b}, nil
 		}
-		err := c.recvErrLocked()
-		if err == nil && w.cancel {
-			err = context.Canceled
-		}
+		read, err := l.stepLocked(w, c.recvErrLocked())
 		if err != nil {
-			if l.reader == w {
-				l.handOffLocked()
-			}
-			l.mu.Unlock()
 			return delivery{}, err
 		}
-		if l.reader == nil {
-			l.reader = w
-		}
-		if l.reader == w {
-			l.mu.Unlock()
+		if read {
 			p, _, err := l.readFor(w)
 			if err == nil {
 				return delivery{code: p.Code, args: p.Args, direct: true}, nil
 			}
 			l.mu.Lock()
-			continue
 		}
-		w.parkLocked(l)
 	}
 }
 
@@ -198,22 +185,11 @@ func (l *NodeLink) accept(light bool) (*Conn, delivery, error) {
 			l.mu.Unlock()
 			return c, delivery{}, nil
 		}
-		err := l.acceptErrLocked()
-		if err == nil && w.cancel {
-			err = context.Canceled
-		}
+		read, err := l.stepLocked(w, l.acceptErrLocked())
 		if err != nil {
-			if l.reader == w {
-				l.handOffLocked()
-			}
-			l.mu.Unlock()
 			return nil, delivery{}, err
 		}
-		if l.reader == nil {
-			l.reader = w
-		}
-		if l.reader == w {
-			l.mu.Unlock()
+		if read {
 			p, c, err := l.readFor(w)
 			if err == nil {
 				if light {
@@ -223,10 +199,34 @@ func (l *NodeLink) accept(light bool) (*Conn, delivery, error) {
 				return c, delivery{}, nil
 			}
 			l.mu.Lock()
-			continue
 		}
-		w.parkLocked(l)
 	}
+}
+
+// stepLocked is what a waiter does when nothing is ready for it, given the
+// error that would end its wait (nil if none): end it, releasing the baton
+// if held; take the baton if nobody reads (read is true, mu is released);
+// or park until woken (mu is held again on return).
+func (l *NodeLink) stepLocked(w *waiter, err error) (read bool, _ error) {
+	if err == nil && w.cancel {
+		err = context.Canceled
+	}
+	if err != nil {
+		if l.reader == w {
+			l.handOffLocked()
+		}
+		l.mu.Unlock()
+		return false, err
+	}
+	if l.reader == nil {
+		l.reader = w
+	}
+	if l.reader == w {
+		l.mu.Unlock()
+		return true, nil
+	}
+	w.parkLocked(l)
+	return false, nil
 }
 
 // readFor reads packets while w holds the baton, until one is w's own: a
@@ -276,14 +276,17 @@ func (l *NodeLink) readFor(w *waiter) (proto.Packet, *Conn, error) {
 // releaseBaton routes what is left in the read buffer, then hands the baton
 // on. The caller holds the baton and is done with its direct packet.
 func (l *NodeLink) releaseBaton() {
-	for l.rd.Buffered() {
-		p, err := l.rd.Next()
+	for {
+		p, ok, err := l.rd.NextBuffered()
 		if err != nil {
 			l.mu.Lock()
 			l.reader = nil
 			l.mu.Unlock()
 			l.fail(err)
 			return
+		}
+		if !ok {
+			break
 		}
 		l.mu.Lock()
 		l.routeLocked(p, nil)

@@ -170,17 +170,10 @@ func max2(a, b int) int {
 // with a deadline can resume where it stopped. io.EOF is returned only at a
 // packet boundary; EOF inside a packet is io.ErrUnexpectedEOF.
 func (r *PacketReader) Next() (Packet, error) {
-	if r.err != nil {
-		return Packet{}, r.err
-	}
 	for {
-		p, ok, err := r.parse()
-		if err != nil {
-			r.err = &FrameError{Offset: r.offset, Err: err}
-			return Packet{}, r.err
-		}
-		if ok {
-			return p, nil
+		p, ok, err := r.NextBuffered()
+		if err != nil || ok {
+			return p, err
 		}
 		if err := r.fill(); err != nil {
 			var ne net.Error
@@ -196,27 +189,20 @@ func (r *PacketReader) Next() (Packet, error) {
 	}
 }
 
-// Buffered reports whether a complete packet is already buffered, so that
-// Next will return it (or a framing error) without reading.
-func (r *PacketReader) Buffered() bool {
+// NextBuffered returns the next packet if it is already complete in the
+// buffer, without reading; ok is false if more input is needed. A framing
+// error is sticky, as for Next. The packet's Args are valid until the next
+// call on the reader.
+func (r *PacketReader) NextBuffered() (p Packet, ok bool, err error) {
 	if r.err != nil {
-		return true
+		return Packet{}, false, r.err
 	}
-	_, ok, err := r.peek()
-	return ok || err != nil
-}
-
-// peek parses without consuming; the walk state it advances is kept, so the
-// following parse does not repeat the work.
-func (r *PacketReader) peek() (Packet, bool, error) {
-	start, end, offset := r.start, r.end, r.offset
-	p, ok, err := r.parse()
-	if ok {
-		r.start, r.end, r.offset = start, end, offset
-		r.walk = walker{stack: r.walk.stack[:0]}
-		r.need = 0
+	p, ok, err = r.parse()
+	if err != nil {
+		r.err = &FrameError{Offset: r.offset, Err: err}
+		return Packet{}, false, r.err
 	}
-	return p, ok, err
+	return p, ok, nil
 }
 
 // parse returns the packet at buf[start:end] if it is complete and consumes it.
