@@ -20,9 +20,8 @@ import (
 type Conn struct {
 	link  *NodeLink
 	id    uint32
-	local bool // we opened it
-	light bool // owned by the link (Ask1, Send1, Recv1) and recycled
-	gen   uint32
+	local bool   // we opened it
+	gen   uint32 // light Conns: bumped on recycling, see Request
 
 	txClosed atomic.Bool // Close: Send fails with ErrClosedConn
 

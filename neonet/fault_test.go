@@ -156,7 +156,7 @@ func TestFaults(t *testing.T) {
 	for _, enc := range encodings {
 		for _, fc := range faults {
 			t.Run(enc.String()+"/"+fc.f.name, func(t *testing.T) {
-				ll := tlsListen(t, DefaultConfig())
+				ll := listenObjects(t, DefaultConfig())
 				proxy := newFaultProxy(t, ll.Addr().String(), fc.f)
 				cfg := DefaultConfig()
 				cfg.Encoding = enc

@@ -150,7 +150,6 @@ func (l *NodeLink) takeFirst(c *Conn, d *delivery) bool {
 	if b != nil {
 		l.queued -= len(b.args)
 	}
-	c.light = true
 	c.closeRecvLocked()
 	if b == nil {
 		l.removeLocked(c)

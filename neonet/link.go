@@ -221,7 +221,8 @@ func (l *NodeLink) newLocalLocked(light bool) (*Conn, error) {
 	}
 }
 
-// connLocked returns a Conn for id: recycled for light use, new otherwise.
+// connLocked returns a Conn for id: recycled from the free list for light
+// use (Ask1, Send1, Recv1), new otherwise (a Conn the caller may keep).
 func (l *NodeLink) connLocked(id uint32, local, light bool) *Conn {
 	var c *Conn
 	if n := len(l.freeConns); n > 0 && light {
@@ -232,7 +233,7 @@ func (l *NodeLink) connLocked(id uint32, local, light bool) *Conn {
 		c = &Conn{link: l}
 		c.w.init(c)
 	}
-	c.id, c.local, c.light = id, local, light
+	c.id, c.local = id, local
 	return c
 }
 

@@ -76,8 +76,9 @@ func (ca *testCA) issue(t testing.TB, name string, ips ...net.IP) tls.Certificat
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
-// tlsListen starts a link listener with cfg serving objects on every link.
-func tlsListen(t *testing.T, cfg *Config) *LinkListener {
+// listenObjects starts a link listener with cfg (TLS or plain) serving
+// objects on every link.
+func listenObjects(t *testing.T, cfg *Config) *LinkListener {
 	t.Helper()
 	ll, err := ListenLink("tcp", "127.0.0.1:0", cfg)
 	if err != nil {
@@ -123,7 +124,7 @@ func TestTLS(t *testing.T) {
 	// NEO/py's model: names are not checked, only the chain.
 	serverCfg := DefaultConfig()
 	serverCfg.TLS = TLSConfigFrom(ca.pool, ca.issue(t, "storage-1"), false)
-	ll := tlsListen(t, serverCfg)
+	ll := listenObjects(t, serverCfg)
 	addr := ll.Addr().String()
 
 	for _, enc := range encodings {
@@ -176,7 +177,7 @@ func TestTLSClientPlainListener(t *testing.T) {
 	var seen error
 	cfg := DefaultConfig()
 	cfg.OnHandshakeError = func(_ net.Addr, err error) { mu.Lock(); seen = err; mu.Unlock() }
-	ll := tlsListen(t, cfg)
+	ll := listenObjects(t, cfg)
 	ca := newTestCA(t)
 	tcfg := DefaultConfig()
 	tcfg.TLS = TLSConfigFrom(ca.pool, ca.issue(t, "c"), false)
