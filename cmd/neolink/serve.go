@@ -1,6 +1,7 @@
 package main
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"flag"
@@ -327,37 +328,29 @@ type linkState struct {
 	max     int
 	aborted atomic.Bool
 
-	mu         sync.Mutex
-	head, tail *idleConn // idle conns, least recently used first
-	n          int
+	mu   sync.Mutex
+	idle list.List // of *idleConn, least recently used first
 }
 
 // idleConn is a conn's entry in its linkState's idle list.
 type idleConn struct {
-	cancel     context.CancelFunc
-	prev, next *idleConn
-	listed     bool
+	cancel context.CancelFunc
+	elem   *list.Element // in linkState.idle while the conn is idle
 }
 
 // setIdle puts ic at the end of the idle list and closes the least
 // recently used idle conn if there are too many.
 func (ls *linkState) setIdle(ic *idleConn) {
 	ls.mu.Lock()
-	if ic.listed {
-		ls.removeLocked(ic)
-	}
-	ic.prev, ic.next, ic.listed = ls.tail, nil, true
-	if ls.tail != nil {
-		ls.tail.next = ic
+	if ic.elem != nil {
+		ls.idle.MoveToBack(ic.elem)
 	} else {
-		ls.head = ic
+		ic.elem = ls.idle.PushBack(ic)
 	}
-	ls.tail = ic
-	ls.n++
 	var evict *idleConn
-	if ls.n > ls.max {
-		evict = ls.head
-		ls.removeLocked(evict)
+	if ls.idle.Len() > ls.max {
+		evict = ls.idle.Remove(ls.idle.Front()).(*idleConn)
+		evict.elem = nil
 	}
 	ls.mu.Unlock()
 	if evict != nil {
@@ -368,24 +361,9 @@ func (ls *linkState) setIdle(ic *idleConn) {
 // setBusy takes ic off the idle list, if it is there.
 func (ls *linkState) setBusy(ic *idleConn) {
 	ls.mu.Lock()
-	if ic.listed {
-		ls.removeLocked(ic)
+	if ic.elem != nil {
+		ls.idle.Remove(ic.elem)
+		ic.elem = nil
 	}
 	ls.mu.Unlock()
-}
-
-// removeLocked unlinks ic from the idle list; ls.mu is held.
-func (ls *linkState) removeLocked(ic *idleConn) {
-	if ic.prev != nil {
-		ic.prev.next = ic.next
-	} else {
-		ls.head = ic.next
-	}
-	if ic.next != nil {
-		ic.next.prev = ic.prev
-	} else {
-		ls.tail = ic.prev
-	}
-	ic.prev, ic.next, ic.listed = nil, nil, false
-	ls.n--
 }
