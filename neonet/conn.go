@@ -15,8 +15,8 @@ import (
 //
 // Send may be called from many goroutines at once. Receiving calls (Recv,
 // Expect, Ask and their Context variants) may also be called concurrently;
-// they are served one at a time in an unspecified order. Close may be called
-// at any time from any goroutine.
+// they are served one at a time, in an unspecified order. Close may be
+// called at any time from any goroutine.
 type Conn struct {
 	link  *NodeLink
 	id    uint32
@@ -25,7 +25,7 @@ type Conn struct {
 
 	txClosed atomic.Bool // Close: Send fails with ErrClosedConn
 
-	rxmu sync.Mutex // serializes receivers; guards msgs and errMsg
+	rxmu sync.Mutex // serializes receivers; guards msgs. Lock rxmu BEFORE NodeLink.mu.
 	msgs []proto.Msg
 
 	// Guarded by link.mu.
@@ -34,7 +34,12 @@ type Conn struct {
 	rxClosed bool  // no more deliveries: Close, CloseRecv, abort, or light
 	closed   bool  // Close was called
 	rxErr    error // why receiving was aborted (ErrConnOverflow)
-	sawDown  bool  // a call already got the link's down error
+	// receiving: a receiving call is in progress, so the queue is being
+	// taken; inAcceptQ: waiting in the accept backlog. Both decide whether
+	// the Conn is keeping up when a receive bound is reached.
+	receiving bool
+	inAcceptQ bool
+	toldPeer  bool // the peer got an Error saying this Conn stopped receiving
 }
 
 // ID returns the connection id: odd if the dialer opened it, even if the listener did.
@@ -46,23 +51,36 @@ func (c *Conn) Link() *NodeLink { return c.link }
 // String describes the connection as "<local> - <remote> .<id>".
 func (c *Conn) String() string { return fmt.Sprintf("%s .%d", c.link, c.id) }
 
-// Send sends msg on the connection. It returns once the packet is queued for
-// writing, after at most waiting for space in the link's send buffer; the
-// packet is then written in order, or the link fails and every later call
-// reports it. A packet whose write has begun is written completely even if
-// its Conn is closed meanwhile, so closing a Conn never breaks the stream's
-// framing (NodeLink.Close does cut the stream, which then ends anyway). An
-// oversized message is encoded, found too big and rolled back.
+// Send sends msg on the connection. It returns once the packet is queued
+// for writing, after at most waiting for space in the link's send buffer
+// (Config.SendBuffer); the packet is then written in order, or the link
+// fails and every later call reports it. A packet whose write has begun is
+// written completely even if its Conn is closed meanwhile, so closing a Conn
+// never breaks the stream's framing.
 //
-// Errors: ErrClosedConn after Close, ErrLinkClosed or ErrLinkDown on a dead
-// link (the Send whose write failed gets the I/O error itself), and
-// proto.ErrPacketTooBig for a message over Config.MaxPacketSize (nothing is
-// sent). Send does not allocate in steady state.
-func (c *Conn) Send(msg proto.Msg) error {
+// A Send waiting for buffer space returns ErrClosedConn when the Conn is
+// closed. On OS sockets Send never blocks in the kernel: what the socket
+// does not take at once is written by the link's flusher. On other
+// connections (TLS, net.Pipe) the Send that happens to write a batch blocks
+// until the connection takes it, like a net.Conn write; Config.WriteTimeout
+// bounds it, and NodeLink.Close releases it.
+//
+// Errors: ErrClosedConn after Close, ErrLinkClosed, or the link's failure
+// (errors.Is(err, ErrLinkDown); the Send whose write failed gets the I/O
+// error itself), and proto.ErrPacketTooBig for a message over
+// Config.MaxPacketSize (nothing is sent). Send does not allocate in steady
+// state.
+func (c *Conn) Send(msg proto.Msg) error { return c.send(nil, msg) }
+
+// SendContext is Send that also returns ctx.Err() if ctx ends while it waits
+// for buffer space. A packet that was queued is sent regardless.
+func (c *Conn) SendContext(ctx context.Context, msg proto.Msg) error { return c.send(ctx, msg) }
+
+func (c *Conn) send(ctx context.Context, msg proto.Msg) error {
 	if c.txClosed.Load() {
 		return c.err("send", ErrClosedConn)
 	}
-	if err := c.link.tx.send(c, c.id, msg); err != nil {
+	if err := c.link.tx.send(ctx, c, c.id, msg); err != nil {
 		return c.err("send", err)
 	}
 	return nil
@@ -70,13 +88,17 @@ func (c *Conn) Send(msg proto.Msg) error {
 
 // Recv receives the next message. The returned value is owned by the Conn
 // and valid until the next receiving call on it: it is reused, so that a
-// Conn receiving messages of the same types does not allocate. Use a
-// message's DecodeArgs/AppendArgs or Expect with your own values to keep one.
+// Conn receiving messages of the same types does not allocate. Concurrent
+// Recv calls on one Conn may therefore be handed the same value: a Conn
+// read by several goroutines should use Expect with each goroutine's own
+// values. Use a message's DecodeArgs/AppendArgs or Expect with your own
+// values to keep one.
 //
 // Errors: ErrClosedConn after Close or CloseRecv, ErrConnOverflow if the
-// Conn was aborted for not reading, ErrLinkClosed, the link's failure once
-// and ErrLinkDown after. A message that fails to decode returns a *ConnError
-// with Op "decode" wrapping the *proto.DecodeError; the Conn stays usable.
+// Conn was aborted for not reading, ErrLinkClosed, or the link's failure
+// (errors.Is(err, ErrLinkDown)). A message that fails to decode returns a
+// *ConnError with Op "decode" wrapping the *proto.DecodeError; the Conn
+// stays usable.
 func (c *Conn) Recv() (proto.Msg, error) { return c.recv(nil) }
 
 // RecvContext is Recv that also returns ctx.Err() when ctx ends first.
@@ -185,16 +207,23 @@ func decodeExpected(code uint16, args []byte, msgs []proto.Msg) (int, error) {
 func (c *Conn) Ask(req, resp proto.Msg) error { return c.ask(nil, req, resp) }
 
 // AskContext is Ask that also returns ctx.Err() when ctx ends before the
-// answer arrives. The request may still have been sent.
+// answer arrives. The request may still have been sent, and its answer may
+// still come: so that it cannot be taken for the answer to a later request,
+// an AskContext that ends early closes receiving on the Conn (CloseRecv),
+// and later receiving calls on it return ErrClosedConn. Use a new Conn (or
+// Ask1Context) for the next request.
 func (c *Conn) AskContext(ctx context.Context, req, resp proto.Msg) error {
 	return c.ask(ctx, req, resp)
 }
 
 func (c *Conn) ask(ctx context.Context, req, resp proto.Msg) error {
-	if err := c.Send(req); err != nil {
+	if err := c.send(ctx, req); err != nil {
 		return err
 	}
 	_, err := c.expect(ctx, []proto.Msg{resp})
+	if err != nil && ctx != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		c.CloseRecv()
+	}
 	return err
 }
 
@@ -216,15 +245,15 @@ func (c *Conn) closeRecvLocked() {
 	}
 	c.rxClosed = true
 	hadUnread := c.q.len() > 0
-	l.queued -= c.q.bytes
-	c.q.drain()
+	l.dequeuedLocked(c.q.drain())
 	if hadUnread && l.linkErrLocked() == nil {
 		// Tell the peer its packets were not read rather than drop them silently.
 		l.stats.RepliedClosed++
-		l.replyLocked(c.id, "connection closed")
+		l.replyLocked(c.id, c.local, "connection closed")
+		c.toldPeer = true
 	}
 	c.w.unparkLocked(l)
-	if l.reader == &c.w {
+	if l.rx.reader == &c.w {
 		l.interruptLocked()
 	}
 }
@@ -258,16 +287,8 @@ func (c *Conn) recvErrLocked() error {
 		return c.rxErr
 	case c.rxClosed:
 		return ErrClosedConn
-	case l.closed:
-		return ErrLinkClosed
-	case l.downErr != nil:
-		if !c.sawDown {
-			c.sawDown = true
-			return l.downErr
-		}
-		return ErrLinkDown
 	}
-	return nil
+	return l.linkErrLocked()
 }
 
 func (c *Conn) err(op string, err error) error {

@@ -9,30 +9,56 @@ import (
 // Sentinel errors, usable with errors.Is on anything neonet returns.
 var (
 	// ErrLinkClosed: the link was closed with Close (or Shutdown).
-	ErrLinkClosed = errors.New("node link is closed")
-	// ErrLinkDown: the link failed (I/O error, peer gone, bad input). The
-	// first call on each Conn to see the failure gets the real error instead.
-	ErrLinkDown = errors.New("node link is down")
+	ErrLinkClosed = errors.New("neonet: link is closed")
+	// ErrLinkDown: the link failed (I/O error, peer gone, bad input,
+	// keepalive, overflow of the accept backlog by a notification). Every
+	// call on a failed link returns an error that matches ErrLinkDown and
+	// unwraps to the cause (see NodeLink.Err).
+	ErrLinkDown = errors.New("neonet: link is down")
 	// ErrLinkNoListen: the link does not accept incoming connections
 	// (CloseAccept was called).
-	ErrLinkNoListen = errors.New("node link is not listening for incoming connections")
+	ErrLinkNoListen = errors.New("neonet: link is not accepting connections")
 	// ErrLinkManyConn: every connection id of our parity is in use.
-	ErrLinkManyConn = errors.New("too many opened connections")
+	ErrLinkManyConn = errors.New("neonet: too many open connections")
 	// ErrClosedConn: the Conn was closed (or, for receiving, CloseRecv'ed).
-	ErrClosedConn = errors.New("connection is closed")
+	ErrClosedConn = errors.New("neonet: connection is closed")
 	// ErrConnOverflow: the Conn was aborted because its unread packets
-	// exceeded Config.ConnRecvBuffer or Config.LinkRecvBuffer.
-	ErrConnOverflow = errors.New("connection aborted: receive queue overflow")
+	// exceeded Config.ConnRecvBuffer, or it held the most unread bytes when
+	// the link exceeded Config.LinkRecvBuffer.
+	ErrConnOverflow = errors.New("neonet: connection aborted: receive queue overflow")
+	// ErrAcceptOverflow: the peer sent a notification on a new id while the
+	// accept backlog was full. A notification cannot be refused with an
+	// answer, and dropping it would lose data silently, so the link goes
+	// down with this cause (errors.Is matches both it and ErrLinkDown).
+	ErrAcceptOverflow = errors.New("neonet: accept backlog full: notification from peer cannot be queued")
+	// ErrWriteTimeout: a write to the peer made no progress for
+	// Config.WriteTimeout; the link goes down with this cause.
+	ErrWriteTimeout = errors.New("neonet: write to peer made no progress (peer not reading)")
 	// ErrPeerNotTLS: a TLS-configured end received a plain NEO handshake.
-	ErrPeerNotTLS = errors.New("peer does not use TLS")
+	ErrPeerNotTLS = errors.New("neonet: peer does not use TLS")
 	// ErrUnexpected: a message arrived that the caller did not expect.
-	ErrUnexpected = errors.New("unexpected message")
+	ErrUnexpected = errors.New("neonet: unexpected message")
 )
+
+// downError is the error a failed link reports: it matches ErrLinkDown and
+// unwraps to what took the link down, so callers can test for either.
+type downError struct{ cause error }
+
+func (e *downError) Error() string { return "neonet: link is down: " + e.cause.Error() }
+
+// Is makes errors.Is(err, ErrLinkDown) true.
+func (e *downError) Is(target error) bool { return target == ErrLinkDown }
+
+// Unwrap returns the cause.
+func (e *downError) Unwrap() error { return e.cause }
+
+// Cause returns the cause (github.com/pkg/errors convention).
+func (e *downError) Cause() error { return e.cause }
 
 // LinkError is an error of a link-level operation.
 type LinkError struct {
 	Link *NodeLink
-	Op   string // "newconn", "accept", "close", "recv1", "send1", "ask1", "keepalive"
+	Op   string // "newconn", "accept", "close", "recv1", "send1", "ask1", "keepalive", "shutdown"
 	Err  error
 }
 

@@ -30,7 +30,7 @@ func TestErrorChains(t *testing.T) {
 	c, _ := a.NewConn()
 	c.Close()
 	err := c.Send(&proto.Ping{})
-	if err.Error() != a.String()+" .1: send: connection is closed" {
+	if err.Error() != a.String()+" .1: send: neonet: connection is closed" {
 		t.Errorf("message %q", err)
 	}
 }

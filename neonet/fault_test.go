@@ -237,7 +237,7 @@ func TestFaults(t *testing.T) {
 					t.Fatal("Close did not end a blocked Ask")
 				}
 				_, err = link.NewConn()
-				if !errors.Is(err, ErrLinkClosed) {
+				if !errors.Is(err, ErrLinkClosed) && !errors.Is(err, ErrLinkDown) {
 					t.Fatalf("after close: %v", err)
 				}
 			})

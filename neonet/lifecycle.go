@@ -3,23 +3,33 @@ package neonet
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
-	"net"
-	"os"
+	"syscall"
 	"time"
 
 	"github.com/neolink/neolink/proto"
 )
 
-// Shutdown closes the link gracefully: it stops accepting (new connections
-// from the peer are refused), waits until every open Conn and light request
-// has been closed and everything queued for sending is written, then closes
-// the link. NEO has no close frames, so a Conn the peer opened stays open
-// until this side closes it: a server closes the Conns it has finished with
-// (or whose receivers it stops) for Shutdown to complete before ctx ends. If ctx ends first, the link is closed at once: calls still
-// blocked on it get ErrLinkClosed, and Shutdown returns ctx.Err().
+// Shutdown closes the link gracefully, as net/http closes a connection:
+//
+//  1. It stops accepting (new connections from the peer are refused) and
+//     waits until every open Conn and light request has been closed. NEO
+//     has no close frames, so a Conn the peer opened stays open until this
+//     side closes it: a server closes the Conns it has finished with.
+//  2. It waits until everything queued for sending is written.
+//  3. It shuts down the write side (the peer reads EOF after our last
+//     packet), then reads and discards whatever the peer still sends until
+//     the peer closes its side or ctx ends. Closing a socket with unread
+//     data would make the kernel reset the connection, and the peer could
+//     lose the tail of what we sent.
+//  4. It closes the link.
+//
+// Shutdown returns nil when everything queued was written; the error of
+// the final flush if writing failed (the link's failure, or ctx.Err() if
+// ctx ended before the queue drained). If ctx ends during step 1 or 2, the
+// link is closed at once: calls still blocked on it get ErrLinkClosed.
+// Give ctx a deadline: a peer that neither reads nor closes would otherwise
+// hold step 2 or 3 forever.
 func (l *NodeLink) Shutdown(ctx context.Context) error {
 	l.mu.Lock()
 	l.closeAcceptLocked()
@@ -30,18 +40,39 @@ func (l *NodeLink) Shutdown(ctx context.Context) error {
 	idle := l.idle
 	l.mu.Unlock()
 
-	stop := context.AfterFunc(ctx, func() { l.Close() })
-	defer stop()
 	select {
 	case <-idle:
 	case <-l.done:
+	case <-ctx.Done():
 	}
-	l.tx.drain()
-	if err := ctx.Err(); err != nil {
+	if err := l.tx.drain(ctx); err != nil {
 		l.Close()
-		return err
+		return &LinkError{Link: l, Op: "shutdown", Err: err}
 	}
-	return l.Close()
+
+	l.mu.Lock()
+	l.rx.draining = true
+	l.mu.Unlock()
+	if closeWrite(l.nc) {
+		select {
+		case <-l.done:
+		case <-ctx.Done():
+		}
+	}
+	l.Close()
+	l.mu.Lock()
+	err := l.downErr
+	l.mu.Unlock()
+	if err != nil {
+		return &LinkError{Link: l, Op: "shutdown", Err: err}
+	}
+	return nil
+}
+
+// closeWrite shuts down the write side of nc if it can (TCP, UNIX, TLS).
+func closeWrite(nc interface{}) bool {
+	cw, ok := nc.(interface{ CloseWrite() error })
+	return ok && cw.CloseWrite() == nil
 }
 
 // checkIdleLocked signals Shutdown once no Conn is open.
@@ -52,139 +83,120 @@ func (l *NodeLink) checkIdleLocked() {
 	}
 }
 
-// keepalive pings the peer after Config.KeepAlive without incoming packets
-// and takes the link down if no answer comes within KeepAliveTimeout. Its
-// Ask1 also reads for everyone, so idle detection sees all traffic.
-func (l *NodeLink) keepalive() {
-	defer l.bg.Done()
-	tick := time.NewTicker(max(l.cfg.KeepAlive/4, time.Millisecond))
-	defer tick.Stop()
-	for {
-		select {
-		case <-l.done:
-			return
-		case <-tick.C:
-		}
-		l.mu.Lock()
-		idle := time.Since(l.lastRecv)
-		l.mu.Unlock()
-		if idle < l.cfg.KeepAlive {
-			continue
-		}
-		err := l.ping(l.cfg.KeepAliveTimeout)
-		if errors.Is(err, context.DeadlineExceeded) {
-			l.fail(&LinkError{Link: l, Op: "keepalive",
-				Err: fmt.Errorf("peer did not answer ping within %v", l.cfg.KeepAliveTimeout)})
-			return
-		}
-		if err != nil && l.Err() != nil {
-			return
-		}
+// keepaliveState is the keepalive's state, guarded by NodeLink.mu. The
+// keepalive runs on a timer, not a goroutine of its own: an idle link costs
+// no goroutine for it.
+type keepaliveState struct {
+	timer  *time.Timer
+	raw    syscall.RawConn // the TCP socket, to read its send queue; nil if none
+	conn   *Conn           // the light Conn of the last Ping, until its Pong arrives
+	pingAt int64           // unix nanoseconds the outstanding Ping was sent; 0 if none
+	acked  int64           // bytes the peer's kernel has acknowledged, as last seen
+	ackAt  int64           // unix nanoseconds acked last grew
+}
+
+// Keepalive rule: when nothing has been received for Config.KeepAlive, a
+// Ping goes out on the control queue (ahead of bulk data, never dropped).
+// The peer is alive as long as, since that Ping, a byte arrives or the
+// peer acknowledges more of our bytes: on TCP, the bytes that left the
+// kernel's send queue (SIOCOUTQ); elsewhere, data writes that progress.
+// If neither happens for Config.KeepAliveTimeout the link goes down.
+// Counting from traffic rather than from the Pong keeps a peer whose Pong
+// is queued behind our own upload alive, and TCP_USER_TIMEOUT bounds how
+// long the kernel retransmits to a vanished peer.
+
+func (l *NodeLink) startKeepalive() {
+	if l.cfg.KeepAlive <= 0 {
+		return
+	}
+	nc := l.nc
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	setUserTimeout(nc, l.cfg.KeepAlive+l.cfg.KeepAliveTimeout)
+	if sc, ok := nc.(syscall.Conn); ok {
+		l.ka.raw, _ = sc.SyscallConn()
+	}
+	// Under mu: the first tick may fire before the assignment completes.
+	l.mu.Lock()
+	l.ka.timer = time.AfterFunc(l.keepaliveTick(), l.keepalive)
+	l.mu.Unlock()
+}
+
+func (l *NodeLink) keepaliveTick() time.Duration {
+	return max(min(l.cfg.KeepAlive, l.cfg.KeepAliveTimeout)/4, time.Millisecond)
+}
+
+func (l *NodeLink) stopKeepaliveLocked() {
+	if l.ka.timer != nil {
+		l.ka.timer.Stop()
 	}
 }
 
-// ping asks the peer for a Pong within timeout. The Ping goes out through
-// the non-blocking control path, so a peer that stopped reading cannot block
-// this goroutine in Write: the missing Pong is what reports it.
-func (l *NodeLink) ping(timeout time.Duration) error {
+// keepalive runs on each keepalive tick.
+func (l *NodeLink) keepalive() {
+	l.mu.Lock()
+	if l.closed || l.downErr != nil {
+		l.mu.Unlock()
+		return
+	}
+	ka := &l.ka
+	if c := ka.conn; c != nil && (c.q.len() > 0 || c.rxClosed) {
+		ka.conn = nil // the Pong came (or the Conn was aborted): done with it
+		l.releaseLightLocked(c)
+	}
+	now := time.Now().UnixNano()
+	lastRead := l.rx.lastRead.Load()
+	if outq, ok := sendQueue(ka.raw); ok {
+		if acked := l.tx.written.Load() - int64(outq); acked > ka.acked {
+			ka.acked, ka.ackAt = acked, now
+		}
+	} else {
+		ka.ackAt = l.tx.lastWrite.Load()
+	}
+	if ka.pingAt != 0 {
+		if lastRead > ka.pingAt || ka.ackAt > ka.pingAt {
+			ka.pingAt = 0
+		} else if time.Duration(now-ka.pingAt) >= l.cfg.KeepAliveTimeout {
+			l.mu.Unlock()
+			l.fail(&LinkError{Link: l, Op: "keepalive", Err: fmt.Errorf(
+				"neonet: peer silent for %v after a ping, and none of our data acknowledged",
+				l.cfg.KeepAliveTimeout)})
+			return
+		}
+	}
+	if ka.pingAt == 0 && time.Duration(now-lastRead) >= l.cfg.KeepAlive {
+		if ka.conn != nil {
+			l.releaseLightLocked(ka.conn)
+			ka.conn = nil
+		}
+		if c, err := l.newLocalLocked(true); err == nil {
+			ka.conn, ka.pingAt = c, now
+			l.tx.control(c.id, &proto.Ping{}, true)
+		}
+	}
+	ka.timer.Reset(l.keepaliveTick())
+	l.mu.Unlock()
+}
+
+// Ping sends a Ping on a fresh id and waits for the peer's Pong: a round
+// trip that checks the peer is alive and reading. It goes on the control
+// queue, ahead of queued data.
+func (l *NodeLink) Ping(ctx context.Context) error {
 	c, err := l.lightConn()
 	if err != nil {
-		return err
+		return &LinkError{Link: l, Op: "ping", Err: err}
 	}
 	defer l.releaseLight(c)
-	if !l.tx.control(c.id, &proto.Ping{}) {
-		return ErrLinkDown
+	if !l.tx.control(c.id, &proto.Ping{}, true) {
+		l.mu.Lock()
+		err := l.linkErrLocked()
+		l.mu.Unlock()
+		if err == nil {
+			err = ErrLinkClosed
+		}
+		return &LinkError{Link: l, Op: "ping", Err: err}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
 	_, err = c.expect(ctx, []proto.Msg{&proto.Pong{}})
-	return err
-}
-
-// startTLS wraps nc in TLS when cfg.TLS is set and completes the TLS
-// handshake under ctx. On error nc is closed.
-func startTLS(ctx context.Context, nc net.Conn, role Role, cfg *Config) (net.Conn, error) {
-	if cfg.TLS == nil {
-		return nc, nil
-	}
-	var tc *tls.Conn
-	if role == Dialer {
-		tc = tls.Client(nc, cfg.TLS)
-	} else {
-		tc = tls.Server(nc, cfg.TLS)
-	}
-	if err := tc.HandshakeContext(ctx); err != nil {
-		nc.Close()
-		var rh tls.RecordHeaderError
-		if errors.As(err, &rh) && (rh.RecordHeader[0] == 0x92 || rh.RecordHeader[0] == 0x4e) {
-			err = fmt.Errorf("%w: peer sent a plain NEO handshake (% x), but TLS is required", ErrPeerNotTLS, rh.RecordHeader[:])
-		}
-		return nil, fmt.Errorf("%s - %s: TLS handshake: %w", addrString(nc.LocalAddr()), addrString(nc.RemoteAddr()), err)
-	}
-	return tc, nil
-}
-
-// TLSConfig builds a TLS configuration in NEO/py's model: TLS 1.2 or later,
-// mutual authentication with certificates that must chain to the CA, and,
-// unless verifyHostname is set, no check of the peer's host name (NEO nodes
-// are identified by certificate, not by address). The same configuration
-// serves both dialing and listening.
-func TLSConfig(caFile, certFile, keyFile string, verifyHostname bool) (*tls.Config, error) {
-	caPEM, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, fmt.Errorf("neonet: %s: no CA certificate found", caFile)
-	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, err
-	}
-	return TLSConfigFrom(pool, cert, verifyHostname), nil
-}
-
-// TLSConfigFrom is TLSConfig from an already loaded CA pool and certificate.
-func TLSConfigFrom(ca *x509.CertPool, cert tls.Certificate, verifyHostname bool) *tls.Config {
-	c := &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{cert},
-		RootCAs:      ca,
-		ClientCAs:    ca,
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-	}
-	if !verifyHostname {
-		// Verify the chain ourselves, without the name check that
-		// InsecureSkipVerify turns off along with it.
-		c.InsecureSkipVerify = true
-		c.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
-			return verifyChain(ca, raw)
-		}
-	}
-	return c
-}
-
-func verifyChain(ca *x509.CertPool, raw [][]byte) error {
-	if len(raw) == 0 {
-		return errors.New("neonet: peer sent no certificate")
-	}
-	certs := make([]*x509.Certificate, len(raw))
-	for i, r := range raw {
-		c, err := x509.ParseCertificate(r)
-		if err != nil {
-			return err
-		}
-		certs[i] = c
-	}
-	inter := x509.NewCertPool()
-	for _, c := range certs[1:] {
-		inter.AddCert(c)
-	}
-	_, err := certs[0].Verify(x509.VerifyOptions{
-		Roots:         ca,
-		Intermediates: inter,
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
-	})
 	return err
 }

@@ -2,7 +2,6 @@ package neonet
 
 import (
 	"context"
-	"errors"
 
 	"github.com/neolink/neolink/proto"
 )
@@ -17,7 +16,7 @@ func (l *NodeLink) Send1(msg proto.Msg) error {
 	if err != nil {
 		return &LinkError{Link: l, Op: "send1", Err: err}
 	}
-	err = l.tx.send(nil, c.id, msg)
+	err = l.tx.send(nil, nil, c.id, msg)
 	l.releaseLight(c)
 	if err != nil {
 		return &LinkError{Link: l, Op: "send1", Err: err}
@@ -41,7 +40,7 @@ func (l *NodeLink) ask1(ctx context.Context, req, resp proto.Msg) error {
 		return &LinkError{Link: l, Op: "ask1", Err: err}
 	}
 	defer l.releaseLight(c)
-	if err := l.tx.send(nil, c.id, req); err != nil {
+	if err := l.tx.send(ctx, nil, c.id, req); err != nil {
 		return c.err("ask1", err)
 	}
 	_, err = c.expect(ctx, []proto.Msg{resp})
@@ -59,14 +58,19 @@ func (l *NodeLink) lightConn() (*Conn, error) {
 // answer-bit routing).
 func (l *NodeLink) releaseLight(c *Conn) {
 	l.mu.Lock()
-	c.closeRecvLocked()
-	l.removeLocked(c)
-	l.recycleLocked(c)
+	l.releaseLightLocked(c)
 	l.mu.Unlock()
 }
 
+func (l *NodeLink) releaseLightLocked(c *Conn) {
+	c.closeRecvLocked()
+	l.removeLocked(c)
+	l.recycleLocked(c)
+}
+
 // Request is one request received with Recv1. Reply answers it on its id;
-// Close must be called exactly once when done with it.
+// Close ends it and must be called when done with it (closing it again is
+// harmless). A Request is a small value: copies refer to the same request.
 type Request struct {
 	// Msg is the request. It is owned by the link and valid until Close.
 	Msg  proto.Msg
@@ -81,8 +85,8 @@ func (r Request) ID() uint32 { return r.conn.id }
 // packets on that id get "connection closed": one request per id. Reply
 // then Close it. It does not allocate in steady state.
 //
-// Errors: ErrLinkNoListen after CloseAccept, ErrLinkClosed, the link's
-// failure once and ErrLinkDown after; a request that fails to decode is
+// Errors: ErrLinkNoListen after CloseAccept, ErrLinkClosed, or the link's
+// failure (errors.Is(err, ErrLinkDown)); a request that fails to decode is
 // answered with a PROTOCOL_ERROR and returned as a *ConnError with Op
 // "decode", after which Recv1 may be called again.
 func (l *NodeLink) Recv1() (Request, error) { return l.recv1(nil) }
@@ -91,9 +95,9 @@ func (l *NodeLink) Recv1() (Request, error) { return l.recv1(nil) }
 func (l *NodeLink) Recv1Context(ctx context.Context) (Request, error) { return l.recv1(ctx) }
 
 func (l *NodeLink) recv1(ctx context.Context) (Request, error) {
-	l.acceptMu.Lock()
-	defer l.acceptMu.Unlock()
-	stop := l.watch(ctx, &l.aw)
+	l.acc.mu.Lock()
+	defer l.acc.mu.Unlock()
+	stop := l.watch(ctx, &l.acc.w)
 	defer stop()
 	var c *Conn
 	var d delivery
@@ -118,7 +122,7 @@ func (l *NodeLink) recv1(ctx context.Context) (Request, error) {
 	if err != nil {
 		l.mu.Lock()
 		l.stats.DecodeErrors++
-		l.replyLocked(c.id, "malformed packet")
+		l.replyLocked(c.id, false, "malformed packet")
 		l.mu.Unlock()
 		l.releaseLight(c)
 		return Request{}, &ConnError{Link: l, ConnID: c.id, Op: "decode", Err: err}
@@ -128,13 +132,29 @@ func (l *NodeLink) recv1(ctx context.Context) (Request, error) {
 
 // Reply sends msg on the request's id, usually an answer or an Error.
 // It fails with ErrClosedConn after Close.
-func (r Request) Reply(msg proto.Msg) error {
+func (r Request) Reply(msg proto.Msg) error { return r.reply(nil, msg) }
+
+// ReplyContext is Reply that also returns ctx.Err() if ctx ends while it
+// waits for space in the send buffer.
+func (r Request) ReplyContext(ctx context.Context, msg proto.Msg) error { return r.reply(ctx, msg) }
+
+func (r Request) reply(ctx context.Context, msg proto.Msg) error {
 	c := r.conn
-	if c == nil || !r.valid() {
+	if c == nil {
 		return ErrClosedConn
 	}
-	if err := c.link.tx.send(nil, c.id, msg); err != nil {
-		return c.err("reply", err)
+	// The id is read under the lock that Close recycles the Conn under:
+	// a Reply racing with Close must not answer on the id of the Conn's
+	// next use.
+	l := c.link
+	l.mu.Lock()
+	id, ok := c.id, c.gen == r.gen
+	l.mu.Unlock()
+	if !ok {
+		return ErrClosedConn
+	}
+	if err := l.tx.send(ctx, nil, id, msg); err != nil {
+		return &ConnError{Link: l, ConnID: id, Op: "reply", Err: err}
 	}
 	return nil
 }
@@ -148,7 +168,7 @@ func (l *NodeLink) takeFirst(c *Conn, d *delivery) bool {
 	defer l.mu.Unlock()
 	b := c.q.pop()
 	if b != nil {
-		l.queued -= len(b.args)
+		l.dequeuedLocked(b.charge)
 	}
 	c.closeRecvLocked()
 	if b == nil {
@@ -157,14 +177,6 @@ func (l *NodeLink) takeFirst(c *Conn, d *delivery) bool {
 	}
 	*d = delivery{code: b.code, args: b.args, buf: b}
 	return true
-}
-
-func (r Request) valid() bool {
-	l := r.conn.link
-	l.mu.Lock()
-	ok := r.conn.gen == r.gen
-	l.mu.Unlock()
-	return ok
 }
 
 // Close ends the request. Under parity routing its id is remembered as
@@ -183,32 +195,4 @@ func (r Request) Close() {
 		l.recycleLocked(c)
 	}
 	l.mu.Unlock()
-}
-
-// Accept waits for the next connection the peer opens. Its first packet is
-// already queued in it.
-//
-// Errors: ErrLinkNoListen after CloseAccept, ErrLinkClosed, the link's
-// failure once and ErrLinkDown after.
-func (l *NodeLink) Accept() (*Conn, error) { return l.AcceptContext(nil) }
-
-// AcceptContext is Accept that also returns ctx.Err() when ctx ends first.
-// A nil ctx never ends.
-func (l *NodeLink) AcceptContext(ctx context.Context) (*Conn, error) {
-	l.acceptMu.Lock()
-	defer l.acceptMu.Unlock()
-	stop := l.watch(ctx, &l.aw)
-	c, _, err := l.accept(false)
-	stop()
-	if err != nil {
-		return nil, l.acceptErr("accept", ctx, err)
-	}
-	return c, nil
-}
-
-func (l *NodeLink) acceptErr(op string, ctx context.Context, err error) error {
-	if errors.Is(err, context.Canceled) && ctx != nil && ctx.Err() != nil {
-		err = ctx.Err()
-	}
-	return &LinkError{Link: l, Op: op, Err: err}
 }

@@ -2,9 +2,10 @@ package neonet
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"sync"
-	"time"
 
 	"github.com/neolink/neolink/handshake"
 	"github.com/neolink/neolink/proto"
@@ -13,11 +14,12 @@ import (
 // NodeLink is one NEO link: a handshaked net.Conn that carries many logical
 // connections (Conn). All methods are safe for concurrent use.
 //
-// The link reads from the network only while some goroutine waits on it (in
-// Recv, Accept, Ask, Expect, Ask1, Recv1 or their variants, or a keepalive
-// Ping waiting for its Pong): the waiting goroutine reads the socket itself and routes what it reads
-// to the others (see rx.go). A link nobody receives on leaves incoming data
-// in the kernel, which applies TCP flow control to the peer.
+// A link always reads its socket: a goroutine waiting for a packet reads it
+// itself (the fast path), and when nobody waits the link reads on its own
+// and queues what arrives for its Conns and the accept backlog, within the
+// bounds of Config. So a peer's traffic never stalls behind an application
+// that is busy sending, and a peer that goes away (FIN or RST) takes the
+// link down (Done, Err) at once, without a receiver or keepalive.
 type NodeLink struct {
 	nc      net.Conn
 	enc     proto.Encoding
@@ -25,46 +27,32 @@ type NodeLink struct {
 	routing Routing // resolved: RouteParity or RouteAnswerBit
 	cfg     Config
 
-	// rd belongs to the goroutine holding the reader baton (mu.reader).
-	rd *proto.PacketReader
+	// Lock order: Conn.rxmu BEFORE acceptState.mu BEFORE NodeLink.mu BEFORE
+	// txState.ctlMu. txState.mu is never held while taking NodeLink.mu, and
+	// nothing blocks on I/O while holding NodeLink.mu.
+	acc acceptState // Accept and Recv1 (accept.go)
 
-	acceptMu sync.Mutex // serializes Accept and Recv1 callers; held while waiting
-	aw       waiter     // the waiting acceptor, guarded by mu while parked
+	mu        sync.Mutex
+	rx        rxState          // the read side (rx.go)
+	local     map[uint32]*Conn // conns we opened
+	peer      map[uint32]*Conn // conns the peer opened
+	nextID    uint32
+	peerIDs   idWindow
+	closed    bool  // Close was called, or Shutdown completed
+	downErr   error // *downError: what took the link down
+	freeConns []*Conn
+	stats     Stats
+	idle      chan struct{} // Shutdown: closed once no Conn is open
+	idleDone  bool
+	ka        keepaliveState // guarded by mu (lifecycle.go)
 
-	mu          sync.Mutex
-	reader      *waiter // holder of the reader baton, nil if nobody reads
-	interrupted bool    // a past read deadline is set to interrupt the reader
-	parked      waiterList
-	local       map[uint32]*Conn // conns we opened
-	peer        map[uint32]*Conn // conns the peer opened
-	nextID      uint32
-	peerIDs     idWindow
-	acceptq     []*Conn
-	acceptHead  int
-	noAccept    bool  // CloseAccept was called
-	closed      bool  // Close was called
-	downErr     error // the error that took the link down
-	acceptDown  bool  // the acceptor has been given downErr once
-	queued      int   // bytes queued in all conns
-	freeConns   []*Conn
-	unsolicited []unsolicited // Errors for OnUnsolicitedError, run outside mu
-	stats       Stats
-	lastRecv    time.Time     // for keepalive: when a packet last arrived
-	idle        chan struct{} // Shutdown: closed once no Conn is open
-	idleDone    bool
-
-	tx txState
+	tx txState // the write side (tx.go)
 
 	closeOnce sync.Once
 	closeErr  error
 	doneOnce  sync.Once
 	done      chan struct{}  // closed when the link is closed or down
-	bg        sync.WaitGroup // background goroutines: flusher, keepalive
-}
-
-type unsolicited struct {
-	id   uint32
-	args []byte
+	bg        sync.WaitGroup // reader, flusher and keepalive goroutines
 }
 
 // Stats are a link's counters at one moment.
@@ -73,16 +61,19 @@ type Stats struct {
 	BytesIn, BytesOut     uint64
 	OpenConns             int // conns in the link's tables (ours and the peer's)
 	AcceptBacklog         int // peer-opened conns waiting for Accept or Recv1
-	QueuedBytes           int // received bytes not yet taken by a receiver
+	QueuedBytes           int // memory charged for received packets not yet taken
 
 	// Errors by kind.
-	RepliedClosed   uint64 // packets answered "connection closed"
-	RepliedRefused  uint64 // new conns answered "connection refused"
-	DroppedAnswers  uint64 // late answers for closed conns (answer-bit routing)
-	UnsolicitedErrs uint64 // Error packets whose id matched nothing
-	Overflows       uint64 // conns aborted for exceeding their receive bound
-	DecodeErrors    uint64 // messages that failed to decode
-	DroppedReplies  uint64 // error replies not sent because the send buffer was full
+	RepliedClosed    uint64 // packets answered "connection closed"
+	RepliedRefused   uint64 // new conns answered "connection refused"
+	DroppedAnswers   uint64 // late answers for closed conns (answer-bit routing)
+	UnsolicitedErrs  uint64 // Error packets whose id matched nothing
+	Overflows        uint64 // conns aborted for exceeding a receive bound
+	DecodeErrors     uint64 // messages that failed to decode
+	DroppedReplies   uint64 // error replies not sent because the control queue was full
+	SuppressedErrors uint64 // Errors not sent on our own ids under answer-bit routing
+	Discarded        uint64 // packets read and discarded by Shutdown
+	DroppedLate      uint64 // packets for a Conn whose peer was already told it stopped receiving
 }
 
 // NewLink performs the handshake over nc and returns the link. role decides
@@ -100,6 +91,10 @@ func NewLink(ctx context.Context, nc net.Conn, role Role, cfg *Config) (*NodeLin
 	nc, err := startTLS(ctx, nc, role, cfg)
 	if err != nil {
 		return nil, err
+	}
+	if err := nc.SetReadDeadline(noDeadline); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("neonet: %T does not support deadlines, which the link needs to interrupt its reader: %w", nc, err)
 	}
 	enc := cfg.Encoding
 	if role == Listener {
@@ -137,14 +132,9 @@ func newLink(nc net.Conn, enc proto.Encoding, role Role, cfg *Config) *NodeLink 
 	if role == Listener {
 		l.nextID = 2
 	}
-	l.rd = proto.NewPacketReader(nc, enc, cfg.MaxPacketSize, nil)
-	l.aw.init(nil)
 	l.tx.init(l)
-	l.lastRecv = time.Now()
-	if cfg.KeepAlive > 0 {
-		l.bg.Add(1)
-		go l.keepalive()
-	}
+	l.initRx()
+	l.startKeepalive()
 	return l
 }
 
@@ -163,15 +153,15 @@ func (l *NodeLink) RemoteAddr() net.Addr { return l.nc.RemoteAddr() }
 // Done returns a channel that is closed when the link is closed or goes down.
 func (l *NodeLink) Done() <-chan struct{} { return l.done }
 
-// Err returns nil while the link is up, ErrLinkClosed after Close, or the
-// error that took it down.
+// Err returns nil while the link is up. After a failure it returns an error
+// that matches ErrLinkDown and unwraps to the cause (io errors, the peer
+// closing the link, ErrAcceptOverflow, ErrWriteTimeout, a keepalive
+// timeout...), also after a later Close. After Close or a completed
+// Shutdown of a healthy link it returns ErrLinkClosed.
 func (l *NodeLink) Err() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
-		return ErrLinkClosed
-	}
-	return l.downErr
+	return l.linkErrLocked()
 }
 
 // Stats returns the link's counters.
@@ -179,12 +169,10 @@ func (l *NodeLink) Stats() Stats {
 	l.mu.Lock()
 	s := l.stats
 	s.OpenConns = len(l.local) + len(l.peer)
-	s.AcceptBacklog = len(l.acceptq) - l.acceptHead
-	s.QueuedBytes = l.queued
+	s.AcceptBacklog = l.acc.q.len()
+	s.QueuedBytes = l.rx.queued
 	l.mu.Unlock()
-	l.tx.mu.Lock()
-	s.PacketsOut, s.BytesOut = l.tx.packets, l.tx.bytes
-	l.tx.mu.Unlock()
+	s.PacketsOut, s.BytesOut = l.tx.counters()
 	return s
 }
 
@@ -231,7 +219,7 @@ func (l *NodeLink) connLocked(id uint32, local, light bool) *Conn {
 		l.freeConns = l.freeConns[:n-1]
 	} else {
 		c = &Conn{link: l}
-		c.w.init(c)
+		c.w.conn, c.w.kind = c, waitConn
 	}
 	c.id, c.local = id, local
 	return c
@@ -241,7 +229,7 @@ func (l *NodeLink) connLocked(id uint32, local, light bool) *Conn {
 // changes, so a Request kept past Close cannot touch its next use.
 func (l *NodeLink) recycleLocked(c *Conn) {
 	c.gen++
-	c.rxClosed, c.closed, c.rxErr, c.sawDown = false, false, nil, false
+	c.rxClosed, c.closed, c.rxErr, c.toldPeer = false, false, nil, false
 	c.txClosed.Store(false)
 	if len(l.freeConns) < 1024 {
 		l.freeConns = append(l.freeConns, c)
@@ -260,54 +248,33 @@ func (l *NodeLink) removeLocked(c *Conn) {
 	}
 }
 
-// linkErrLocked is the error for operations on a link that is not up.
+// linkErrLocked is the error for operations on a link that is not up: the
+// failure if it failed (even if closed since), else ErrLinkClosed.
 func (l *NodeLink) linkErrLocked() error {
+	if l.downErr != nil {
+		return l.downErr
+	}
 	if l.closed {
 		return ErrLinkClosed
-	}
-	if l.downErr != nil {
-		return ErrLinkDown
 	}
 	return nil
 }
 
-// CloseAccept stops accepting incoming connections: blocked and later Accept
-// and Recv1 calls return ErrLinkNoListen, and the peer gets "connection
-// refused" for every new connection, including those already queued.
-// It is idempotent.
-func (l *NodeLink) CloseAccept() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.closeAcceptLocked()
-}
-
-func (l *NodeLink) closeAcceptLocked() {
-	if l.noAccept {
-		return
-	}
-	l.noAccept = true
-	for c := l.popAcceptLocked(); c != nil; c = l.popAcceptLocked() {
-		l.stats.RepliedRefused++
-		l.abortLocked(c, ErrLinkNoListen, "connection refused")
-		l.removeLocked(c) // never accepted: nobody will close it
-	}
-	l.aw.unparkLocked(l)
-	if l.reader == &l.aw {
-		l.interruptLocked()
-	}
-}
-
 // Close closes the link and its connection: every blocked and later call
-// returns ErrLinkClosed. Data queued by Send but not yet written is
-// discarded (use Shutdown to drain). It is idempotent; it returns the error
-// of closing the underlying connection, once.
+// returns ErrLinkClosed (or the link's failure, if it failed first). Data
+// queued by Send but not yet written is discarded (use Shutdown to drain).
+// It may be called from any goroutine, callbacks included; it waits for the
+// link's own goroutines to end. It is idempotent; it returns the error of
+// closing the underlying connection, once.
 func (l *NodeLink) Close() error {
 	l.closeOnce.Do(func() {
 		l.mu.Lock()
 		l.closed = true
 		l.closeAcceptLocked()
 		l.wakeAllLocked()
+		l.stopKeepaliveLocked()
 		l.mu.Unlock()
+		l.rx.reserve.Stop()
 		l.tx.shutdown(ErrLinkClosed)
 		if err := l.nc.Close(); err != nil && !isClosedErr(err) {
 			l.closeErr = &LinkError{Link: l, Op: "close", Err: err}
@@ -318,43 +285,28 @@ func (l *NodeLink) Close() error {
 	return l.closeErr
 }
 
-// fail takes the link down with err, unless it is already closed or down.
-// Every waiter wakes; each Conn's next call gets err once, then ErrLinkDown.
-func (l *NodeLink) fail(err error) {
+// fail takes the link down with cause, unless it is already closed or down.
+// Every waiter wakes; every later call returns the *downError. While
+// Shutdown drains, the peer closing the link is the expected end, not a
+// failure.
+func (l *NodeLink) fail(cause error) {
 	l.mu.Lock()
 	first := !l.closed && l.downErr == nil
 	if first {
-		l.downErr = err
+		if l.rx.draining && errors.Is(cause, errPeerClosed) {
+			l.closed = true
+		} else {
+			l.downErr = &downError{cause: cause}
+		}
 		l.wakeAllLocked()
+		l.stopKeepaliveLocked()
 	}
+	err := l.linkErrLocked()
 	l.mu.Unlock()
 	if !first {
 		return
 	}
-	l.tx.shutdown(ErrLinkDown)
+	l.tx.shutdown(err)
 	l.nc.Close()
 	l.doneOnce.Do(func() { close(l.done) })
 }
-
-// wakeAllLocked wakes every parked waiter and interrupts the reader, so that
-// each re-checks the link's state.
-func (l *NodeLink) wakeAllLocked() {
-	for w := l.parked.first(); w != nil; w = l.parked.first() {
-		w.unparkLocked(l)
-	}
-	if l.reader != nil {
-		l.interruptLocked()
-	}
-}
-
-// interruptLocked makes a reader blocked in Read return: a deadline in the
-// past is the only portable way to interrupt a net.Conn Read. The reader
-// clears it (under mu, so the two cannot race) before reading again.
-func (l *NodeLink) interruptLocked() {
-	if !l.interrupted {
-		l.interrupted = true
-		l.nc.SetReadDeadline(aLongTimeAgo)
-	}
-}
-
-var aLongTimeAgo = time.Unix(1, 0)

@@ -90,20 +90,19 @@ func TestLinkCloseVsBlocked(t *testing.T) {
 		_, err := a.NewConn()
 		wantIs(t, err, ErrLinkClosed)
 		wantIs(t, a.Ask1(&proto.Ping{}, &proto.Pong{}), ErrLinkClosed)
-		// The peer sees its link go down: the real error first, then ErrLinkDown.
-		cb, _ := b.NewConn()
-		_, err = cb.Recv()
-		if err == nil || errors.Is(err, ErrLinkDown) {
-			t.Fatalf("peer first error = %v, want the I/O error", err)
+		// The peer notices without a receiver, and every call then reports
+		// the failure: ErrLinkDown, carrying the cause.
+		select {
+		case <-b.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("peer's Done not closed after our Close")
 		}
-		_, err = cb.Recv()
+		_, err = b.NewConn()
 		wantIs(t, err, ErrLinkDown)
-		_, err = b.Accept()
-		if err == nil {
-			t.Fatal("accept on a dead link succeeded")
-		}
+		wantCause(t, b.Err())
 		_, err = b.Accept()
 		wantIs(t, err, ErrLinkDown)
+		wantIs(t, b.Send1(&proto.Ping{}), ErrLinkDown)
 	})
 }
 
@@ -119,9 +118,8 @@ func TestPeerGone(t *testing.T) {
 		b.nc.Close() // crash: no link-level close
 		for _, ch := range []chan error{r1, r2} {
 			err := wait(t, ch)
-			if err == nil || errors.Is(err, ErrLinkDown) || errors.Is(err, ErrLinkClosed) {
-				t.Fatalf("first error = %v, want the real I/O error", err)
-			}
+			wantIs(t, err, ErrLinkDown)
+			wantCause(t, err)
 		}
 		_, err := c1.Recv()
 		wantIs(t, err, ErrLinkDown)
@@ -797,5 +795,14 @@ func TestShutdownAfterRefusedBacklog(t *testing.T) {
 	defer cancel()
 	if err := a.Shutdown(ctx); err != nil {
 		t.Fatalf("shutdown: %v", err)
+	}
+}
+
+// wantCause checks that a link failure carries a cause beyond the sentinels.
+func wantCause(t *testing.T, err error) {
+	t.Helper()
+	var de *downError
+	if !errors.As(err, &de) || de.cause == nil || errors.Is(de.cause, ErrLinkClosed) {
+		t.Fatalf("error %v carries no cause", err)
 	}
 }

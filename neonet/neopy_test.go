@@ -3,6 +3,7 @@ package neonet
 import (
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/neolink/neolink/proto"
 )
@@ -19,7 +20,7 @@ func TestNEOPyMasterAsServer(t *testing.T) {
 	var mu sync.Mutex
 	var unsolicited []uint32
 	cfg := DefaultConfig()
-	cfg.OnUnsolicitedError = func(id uint32, e *proto.Error) {
+	cfg.OnUnsolicitedError = func(_ *NodeLink, id uint32, e *proto.Error) {
 		mu.Lock()
 		unsolicited = append(unsolicited, id)
 		mu.Unlock()
@@ -87,6 +88,15 @@ func TestNEOPyMasterAsServer(t *testing.T) {
 	req.Close()
 	if id, m := master.recv(); id != 2 || proto.Name(m) != "Pong" {
 		t.Fatalf("master got %s on %d, want Pong on 2 (and no Error before it)", proto.Name(m), id)
+	}
+	// Callbacks run on a goroutine of their own: give it time.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		mu.Lock()
+		n := len(unsolicited)
+		mu.Unlock()
+		if n > 0 {
+			break
+		}
 	}
 	mu.Lock()
 	defer mu.Unlock()

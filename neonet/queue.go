@@ -3,75 +3,123 @@ package neonet
 import "sync"
 
 // rxBuf holds one received packet copied out of the link's read buffer, for a
-// Conn whose receiver is not the goroutine that read it.
+// receiver that is not the goroutine that read it.
 type rxBuf struct {
-	code uint16
-	args []byte
+	code   uint16
+	args   []byte
+	charge int // what the packet costs against the receive bounds
 }
 
-// Buffers up to maxPooledBuf are recycled; larger ones are left to the GC so
-// that one huge packet does not pin memory in the pool.
-const maxPooledBuf = 64 << 10
+// rxOverhead is what a queued packet costs beyond its buffer: the rxBuf, its
+// queue slot and the allocator's rounding. Charging it makes floods of empty
+// packets count against the receive bounds.
+const rxOverhead = 64
 
-var rxBufPool = sync.Pool{New: func() any { return new(rxBuf) }}
+// Buffers come in size classes, each with a pool, so that a small packet
+// never lands in (and is never charged for) a big recycled buffer. Packets
+// above the largest class get a buffer of their own size, left to the GC.
+var rxClasses = [...]int{256, 4 << 10, 64 << 10}
+
+// rxPools[i] holds rxBufs whose args have capacity rxClasses[i].
+var rxPools [len(rxClasses)]sync.Pool
 
 func newRxBuf(code uint16, args []byte) *rxBuf {
-	b := rxBufPool.Get().(*rxBuf)
-	b.code = code
-	if cap(b.args) < len(args) {
-		b.args = make([]byte, len(args), max(len(args), 512))
+	n := len(args)
+	var b *rxBuf
+	for i, size := range rxClasses {
+		if n <= size {
+			b, _ = rxPools[i].Get().(*rxBuf)
+			if b == nil {
+				b = &rxBuf{args: make([]byte, 0, size)}
+			}
+			break
+		}
 	}
+	if b == nil {
+		b = &rxBuf{args: make([]byte, 0, n)}
+	}
+	b.code = code
 	b.args = append(b.args[:0], args...)
+	b.charge = cap(b.args) + rxOverhead
 	return b
 }
 
+// free returns b to its class's pool; an oversized buffer is left to the GC.
 func (b *rxBuf) free() {
-	if cap(b.args) > maxPooledBuf {
-		b.args = nil
+	for i, size := range rxClasses {
+		if cap(b.args) == size {
+			rxPools[i].Put(b)
+			return
+		}
 	}
-	rxBufPool.Put(b)
 }
 
-// rxQueue is a FIFO of received packets. It reuses its backing array, so a
-// Conn that takes packets as they come does not allocate.
-type rxQueue struct {
-	items []*rxBuf
+// fifo is a queue that reuses its backing array: once it has grown to the
+// depth a user needs, pushing and popping do not allocate. It compacts when
+// the popped prefix is at least half of the array, so a queue that never
+// empties does not grow without bound.
+type fifo[T any] struct {
+	items []T
 	head  int
-	bytes int
 }
 
-func (q *rxQueue) len() int { return len(q.items) - q.head }
+func (q *fifo[T]) len() int { return len(q.items) - q.head }
 
-func (q *rxQueue) push(b *rxBuf) {
-	if q.head > 0 && len(q.items) == cap(q.items) {
+func (q *fifo[T]) push(v T) {
+	if q.head > 0 && len(q.items) == cap(q.items) && q.head >= len(q.items)/2 {
 		n := copy(q.items, q.items[q.head:])
 		clear(q.items[n:])
 		q.items, q.head = q.items[:n], 0
 	}
-	q.items = append(q.items, b)
-	q.bytes += len(b.args)
+	q.items = append(q.items, v)
 }
 
-func (q *rxQueue) pop() *rxBuf {
+func (q *fifo[T]) peek() (v T, ok bool) {
 	if q.head == len(q.items) {
-		return nil
+		return v, false
 	}
-	b := q.items[q.head]
-	q.items[q.head] = nil
+	return q.items[q.head], true
+}
+
+func (q *fifo[T]) pop() (v T, ok bool) {
+	if q.head == len(q.items) {
+		return v, false
+	}
+	v = q.items[q.head]
+	var zero T
+	q.items[q.head] = zero
 	q.head++
 	if q.head == len(q.items) {
 		q.items, q.head = q.items[:0], 0
 	}
-	q.bytes -= len(b.args)
+	return v, true
+}
+
+// rxQueue is a Conn's FIFO of received packets and what they are charged.
+type rxQueue struct {
+	fifo[*rxBuf]
+	bytes int // sum of the queued packets' charges
+}
+
+func (q *rxQueue) push(b *rxBuf) {
+	q.fifo.push(b)
+	q.bytes += b.charge
+}
+
+func (q *rxQueue) pop() *rxBuf {
+	b, ok := q.fifo.pop()
+	if !ok {
+		return nil
+	}
+	q.bytes -= b.charge
 	return b
 }
 
-// drain frees every queued packet and returns how many there were.
+// drain frees every queued packet and returns the charge released.
 func (q *rxQueue) drain() int {
-	n := 0
+	n := q.bytes
 	for b := q.pop(); b != nil; b = q.pop() {
 		b.free()
-		n++
 	}
 	return n
 }

@@ -3,66 +3,118 @@ package neonet
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/neolink/neolink/proto"
 )
 
-// Receiving: the reader baton.
+// Receiving: a reader baton, and a link that always reads.
 //
-// A link has no receive goroutine of its own. A goroutine that needs a packet
-// (a Conn receiver or an acceptor) first looks at its queue; if nothing is
-// there and nobody holds the reader baton (l.reader), it takes the baton and
-// reads the socket itself. Each packet it reads is routed: a packet for
-// itself is returned straight from the read buffer, without a copy or a
-// goroutine switch; a packet for another Conn is copied to that Conn's
-// queue and its waiter, if parked, is woken. When the holder has its own
-// packet it routes whatever else is already buffered and hands the baton to
-// one parked waiter, which then reads for everyone.
+// The socket is read by whoever holds the reader baton (rxState.reader).
+// A goroutine that needs a packet (a Conn's receiver or the acceptor) first
+// looks at its queue; if nothing is there and the baton is free, it takes
+// the baton and reads the socket itself. Each packet it reads is routed: a
+// packet for itself is returned straight from the read buffer, without a
+// copy or a goroutine switch; a packet for another Conn is copied to that
+// Conn's queue and its receiver, if parked, is woken. When the holder has
+// its own packet it routes whatever else is already buffered and releases
+// the baton: to a parked Conn receiver if there is one, else it leaves the
+// baton free for a short reservation window (reserveWindow).
 //
-// This is the leader/follower pattern. For a serial request/reply it costs
-// exactly the wakeups of a plain TCP ping-pong: the waiting goroutine is the
-// one the netpoller wakes. A dedicated receive goroutine would add a
-// goroutine handoff per packet, and with it a wakeup of an idle P
-// (golang/go#20168), which measured ~7 µs per round trip on 2 cores.
+// The reservation is what keeps servers on the fast path: a handler that
+// answered a request and calls Expect again finds the baton free and reads
+// its next request itself, where handing the baton to the (parked) acceptor
+// would make every request cost a goroutine switch.
 //
-// Invariants (all under l.mu):
-//   - At most one goroutine holds the baton: l.reader is its waiter. Only the
-//     holder touches l.rd and the buffer its packets alias.
-//   - The baton is released only by its holder (handOffLocked), which passes
-//     it to a parked waiter if there is one, so nobody waits for a packet
-//     while nobody reads.
-//   - A waiter is on l.parked iff it is blocked in park (or about to be).
+// When the baton stays free for the whole window, the link reads on its
+// own: the parked acceptor gets the baton, or else a background reader
+// goroutine takes it. So the socket is drained whether or not anyone waits,
+// within about a millisecond: pipelined requests and answers never
+// deadlock on full TCP windows, and a peer's FIN or RST takes the link down
+// at once. The background reader (and the acceptor, when it reads for
+// others) gives the baton up as soon as it has woken a Conn receiver and
+// the read buffer is empty, so that the receiver's next call reads directly
+// again.
+//
+// Invariants (all under NodeLink.mu):
+//   - At most one goroutine holds the baton: rx.reader is its waiter. Only
+//     the holder touches rx.rd and the buffer its packets alias.
+//   - The baton is released only by its holder (handOffLocked), to a parked
+//     Conn receiver if any; otherwise the reservation timer is re-armed, so
+//     a free baton is always picked up within reserveWindow.
+//   - A waiter is on rx.parked iff it is blocked in park (or about to be).
 //     unparkLocked removes it and sends the one token it will consume.
-//   - Nothing blocks while holding l.mu, and the reader never blocks on
-//     anything but the socket: routing only queues (bounded) or replies
-//     through the non-blocking control path of the sender.
+//   - Nothing blocks while holding NodeLink.mu, and the reader never blocks
+//     on anything but the socket: routing only queues (bounded) or queues a
+//     control packet on the sender's non-blocking control path.
+type rxState struct {
+	rd *proto.PacketReader // the baton holder's; see the invariants
 
-// waiter is a goroutine blocked on the link: a Conn's receiver or the acceptor.
+	reader      *waiter // holder of the baton, nil if free
+	interrupted bool    // a past read deadline is set to interrupt the reader
+	parked      waiterList
+	bg          waiter      // the link's own background reader
+	reserve     *time.Timer // fires when the baton stayed free for reserveWindow
+	wokeConn    bool        // routing woke a Conn receiver since the holder took the baton
+	draining    bool        // Shutdown: discard what arrives, reply nothing
+
+	queued      int       // charge of all queued packets (see rxBuf.charge)
+	room        sync.Cond // L is NodeLink.mu: the reader waits here for queue space
+	roomWaiters int
+	unsolicited []unsolicited
+	cbRunning   bool // a goroutine runs OnUnsolicitedError callbacks
+
+	lastRead atomic.Int64 // unix nanoseconds of the last byte read; not under mu
+}
+
+// reserveWindow is how long a released baton stays free for a goroutine
+// that just read (typically a handler about to Expect its next request)
+// before the link reads on its own. It is well under a round trip of any
+// real network and well above the scheduling delay of a handler that
+// answers at once.
+const reserveWindow = 300 * time.Microsecond
+
+type unsolicited struct {
+	id   uint32
+	args []byte
+}
+
+type waiterKind uint8
+
+const (
+	waitConn       waiterKind = iota // a Conn's receiver
+	waitAccept                       // the acceptor (Accept or Recv1)
+	waitBackground                   // the link's background reader
+)
+
+// waiter is a goroutine blocked on the link.
 type waiter struct {
 	// wake carries at most one token. Invariant: a token is sent only by
-	// unparkLocked, under l.mu, when parked is true, which it sets false; a
-	// parked goroutine consumes exactly one. So the send never blocks.
+	// unparkLocked, under NodeLink.mu, when parked is true, which it sets
+	// false; a parked goroutine consumes exactly one. So the send never
+	// blocks.
 	wake   chan struct{}
 	parked bool
+	kind   waiterKind
 	cancel bool   // the current call's context is done
 	seq    uint32 // current call, so a late context callback is ignored
 	light  bool   // acceptor: Recv1 rather than Accept
-	conn   *Conn  // nil for the acceptor
+	conn   *Conn  // the receiver's Conn; nil for other kinds
 	prev   *waiter
 	next   *waiter
 }
 
-func (w *waiter) init(c *Conn) { w.conn = c }
-
-// park blocks until unparked. Called with l.mu held; returns with it held.
+// parkLocked blocks until unparked. Called with l.mu held; returns with it held.
 func (w *waiter) parkLocked(l *NodeLink) {
 	if w.wake == nil {
 		w.wake = make(chan struct{}, 1)
 	}
 	w.parked = true
-	l.parked.push(w)
+	l.rx.parked.push(w)
 	l.mu.Unlock()
 	<-w.wake
 	l.mu.Lock()
@@ -73,7 +125,7 @@ func (w *waiter) unparkLocked(l *NodeLink) {
 		return
 	}
 	w.parked = false
-	l.parked.remove(w)
+	l.rx.parked.remove(w)
 	w.wake <- struct{}{}
 }
 
@@ -106,25 +158,88 @@ func (q *waiterList) remove(w *waiter) {
 	w.prev, w.next = nil, nil
 }
 
-// handOffLocked releases the baton, passing it to the longest-parked Conn
-// receiver, or to the acceptor if no receiver waits. A receiver is likely
-// to want the next packet (its answer is due); the acceptor waits for an
-// event of unknown time, and any reader routes new connections to it.
+func (l *NodeLink) initRx() {
+	l.rx.bg.kind = waitBackground
+	l.rx.room.L = &l.mu
+	l.acc.w.kind = waitAccept
+	l.rx.rd = proto.NewPacketReader(linkReader{l}, l.enc, l.cfg.MaxPacketSize, nil)
+	l.rx.lastRead.Store(time.Now().UnixNano())
+	// Nobody reads yet: the timer starts the link's own reading unless a
+	// caller takes the baton first.
+	l.rx.reserve = time.AfterFunc(reserveWindow, l.reserveExpired)
+}
+
+// linkReader is the link's socket as the packet reader sees it: it records
+// when bytes last arrived, for keepalive.
+type linkReader struct{ l *NodeLink }
+
+func (r linkReader) Read(b []byte) (int, error) {
+	n, err := r.l.nc.Read(b)
+	if n > 0 && r.l.cfg.KeepAlive > 0 {
+		r.l.rx.lastRead.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+// handOffLocked releases the baton, to the longest-parked Conn receiver if
+// any (its packet is likely due). Otherwise the baton stays free for
+// reserveWindow, then the link reads on its own (reserveExpired).
 func (l *NodeLink) handOffLocked() {
-	l.reader = nil
+	rx := &l.rx
+	rx.reader = nil
+	rx.wokeConn = false
 	if l.downErr != nil || l.closed {
 		return
 	}
-	next := l.parked.first()
-	for w := next; w != nil; w = w.next {
-		if w.conn != nil {
-			next = w
-			break
+	for w := rx.parked.first(); w != nil; w = w.next {
+		if w.kind == waitConn {
+			rx.reader = w
+			w.unparkLocked(l)
+			return
 		}
 	}
-	if next != nil {
-		l.reader = next
-		next.unparkLocked(l)
+	rx.reserve.Reset(reserveWindow)
+}
+
+// reserveExpired runs on the timer's goroutine when the baton may have been
+// free for reserveWindow. If it still is, the parked acceptor gets it, or
+// else this goroutine becomes the background reader.
+func (l *NodeLink) reserveExpired() {
+	l.mu.Lock()
+	rx := &l.rx
+	if rx.reader != nil || l.closed || l.downErr != nil {
+		l.mu.Unlock()
+		return
+	}
+	if aw := &l.acc.w; aw.parked {
+		rx.reader = aw
+		aw.unparkLocked(l)
+		l.mu.Unlock()
+		return
+	}
+	rx.reader = &rx.bg
+	// Close sets l.closed under mu before it waits on l.bg, so this Add
+	// (made under mu with closed false) happens before that Wait.
+	l.bg.Add(1)
+	l.mu.Unlock()
+	defer l.bg.Done()
+	l.backgroundRead()
+}
+
+// backgroundRead reads and routes for everyone while it holds the baton.
+func (l *NodeLink) backgroundRead() {
+	w := &l.rx.bg
+	for {
+		_, _, err := l.readFor(w)
+		if err == errYield {
+			return
+		}
+		l.mu.Lock()
+		stop := l.rx.reader != w
+		l.mu.Unlock()
+		if stop {
+			return
+		}
 	}
 }
 
@@ -146,57 +261,46 @@ func (l *NodeLink) release(d *delivery) {
 	}
 }
 
-// errRetry tells a waiter to re-check its state after reading stopped.
-var errRetry = errors.New("neonet: retry")
+var (
+	// errRetry tells a waiter to re-check its state after reading stopped.
+	errRetry = errors.New("neonet: retry")
+	// errYield tells a reader that it handed the baton on to serve others.
+	errYield = errors.New("neonet: yield")
+)
 
 // recv returns the next packet for c, reading the socket if no one else is.
 func (l *NodeLink) recv(c *Conn) (delivery, error) {
 	w := &c.w
 	l.mu.Lock()
+	c.receiving = true
 	for {
 		if b := c.q.pop(); b != nil {
-			l.queued -= len(b.args)
+			l.dequeuedLocked(b.charge)
+			c.receiving = false
+			holder := l.rx.reader == w
 			l.mu.Unlock()
+			if holder {
+				// Handed the baton along with a queued packet: route the
+				// rest and pass the baton on, as after a direct packet.
+				l.releaseBaton()
+			}
 			return delivery{code: b.code, args: b.args, buf: b}, nil
 		}
-		read, err := l.stepLocked(w, c.recvErrLocked())
+		rerr := c.recvErrLocked()
+		if rerr != nil {
+			c.receiving = false
+		}
+		read, err := l.stepLocked(w, rerr)
 		if err != nil {
 			return delivery{}, err
 		}
 		if read {
 			p, _, err := l.readFor(w)
 			if err == nil {
+				l.mu.Lock()
+				c.receiving = false
+				l.mu.Unlock()
 				return delivery{code: p.Code, args: p.Args, direct: true}, nil
-			}
-			l.mu.Lock()
-		}
-	}
-}
-
-// accept returns the next peer-opened Conn. For Recv1 (light) it also
-// returns the first packet, direct from the read buffer when this goroutine
-// read it; otherwise that packet is the first in the Conn's queue.
-func (l *NodeLink) accept(light bool) (*Conn, delivery, error) {
-	w := &l.aw
-	l.mu.Lock()
-	w.light = light
-	for {
-		if c := l.popAcceptLocked(); c != nil {
-			l.mu.Unlock()
-			return c, delivery{}, nil
-		}
-		read, err := l.stepLocked(w, l.acceptErrLocked())
-		if err != nil {
-			return nil, delivery{}, err
-		}
-		if read {
-			p, c, err := l.readFor(w)
-			if err == nil {
-				if light {
-					return c, delivery{code: p.Code, args: p.Args, direct: true}, nil
-				}
-				l.releaseBaton()
-				return c, delivery{}, nil
 			}
 			l.mu.Lock()
 		}
@@ -205,23 +309,25 @@ func (l *NodeLink) accept(light bool) (*Conn, delivery, error) {
 
 // stepLocked is what a waiter does when nothing is ready for it, given the
 // error that would end its wait (nil if none): end it, releasing the baton
-// if held; take the baton if nobody reads (read is true, mu is released);
-// or park until woken (mu is held again on return).
+// if held; take the baton if it is free (read is true, mu is released); or
+// park until woken (mu is held again on return).
 func (l *NodeLink) stepLocked(w *waiter, err error) (read bool, _ error) {
 	if err == nil && w.cancel {
 		err = context.Canceled
 	}
+	rx := &l.rx
 	if err != nil {
-		if l.reader == w {
+		if rx.reader == w {
 			l.handOffLocked()
 		}
 		l.mu.Unlock()
 		return false, err
 	}
-	if l.reader == nil {
-		l.reader = w
+	if rx.reader == nil {
+		rx.reader = w
+		rx.wokeConn = false
 	}
-	if l.reader == w {
+	if rx.reader == w {
 		l.mu.Unlock()
 		return true, nil
 	}
@@ -233,54 +339,94 @@ func (l *NodeLink) stepLocked(w *waiter, err error) (read bool, _ error) {
 // packet for w's Conn, or a new peer Conn for the acceptor. It returns with
 // the baton still held. On errRetry the baton may have been released (on
 // interruption it is handed off; on a link failure everyone is woken) and
-// the caller must re-check its state.
+// the caller must re-check its state. The acceptor and the background
+// reader return errYield after handing the baton to a Conn receiver they
+// woke.
 func (l *NodeLink) readFor(w *waiter) (proto.Packet, *Conn, error) {
+	rx := &l.rx
 	for {
-		p, err := l.rd.Next()
+		p, err := rx.rd.Next()
 		if err != nil {
 			if isTimeout(err) {
-				l.mu.Lock()
-				if l.interrupted {
-					l.interrupted = false
-					l.nc.SetReadDeadline(noDeadline)
-				}
-				stop := w.cancel || l.closed || l.downErr != nil || (w.conn != nil && w.conn.rxClosed) ||
-					(w.conn == nil && l.noAccept)
-				if stop {
-					l.handOffLocked()
-				}
-				l.mu.Unlock()
-				if stop {
+				if l.interruptedStop(w) {
 					return p, nil, errRetry
 				}
 				continue
 			}
 			l.mu.Lock()
-			if l.reader == w {
-				l.reader = nil
+			if rx.reader == w {
+				rx.reader = nil
 			}
 			l.mu.Unlock()
-			l.fail(err)
+			l.fail(readError(err))
 			return p, nil, errRetry
 		}
 		l.mu.Lock()
-		own, c := l.routeLocked(p, w)
+		own, c, ferr := l.routeLocked(p, w)
+		yield := !own && w.kind != waitConn && rx.wokeConn
+		cb := l.startCallbacksLocked()
 		l.mu.Unlock()
-		l.runUnsolicited()
+		if cb {
+			go l.runCallbacks()
+		}
+		if ferr != nil {
+			l.mu.Lock()
+			if rx.reader == w {
+				rx.reader = nil
+			}
+			l.mu.Unlock()
+			l.fail(ferr)
+			return p, nil, errRetry
+		}
 		if own {
 			return p, c, nil
+		}
+		if yield {
+			l.releaseBaton()
+			return p, nil, errYield
 		}
 	}
 }
 
+// interruptedStop handles a read that returned because of a deadline: the
+// interruption is cleared, and the reader stops (handing the baton off) if
+// its wait is over. It reports whether the reader stopped.
+func (l *NodeLink) interruptedStop(w *waiter) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	rx := &l.rx
+	if rx.interrupted {
+		rx.interrupted = false
+		l.nc.SetReadDeadline(noDeadline)
+	}
+	stop := w.cancel || l.closed || l.downErr != nil || rx.reader != w ||
+		(w.kind == waitConn && w.conn.rxClosed) ||
+		(w.kind == waitAccept && l.acc.closed)
+	if stop && rx.reader == w {
+		l.handOffLocked()
+	}
+	return stop
+}
+
+// readError names what a failed read means for the link.
+func readError(err error) error {
+	if errors.Is(err, io.EOF) {
+		return errPeerClosed
+	}
+	return err
+}
+
+var errPeerClosed = errors.New("neonet: peer closed the link")
+
 // releaseBaton routes what is left in the read buffer, then hands the baton
 // on. The caller holds the baton and is done with its direct packet.
 func (l *NodeLink) releaseBaton() {
+	rx := &l.rx
 	for {
-		p, ok, err := l.rd.NextBuffered()
+		p, ok, err := rx.rd.NextBuffered()
 		if err != nil {
 			l.mu.Lock()
-			l.reader = nil
+			rx.reader = nil
 			l.mu.Unlock()
 			l.fail(err)
 			return
@@ -289,9 +435,19 @@ func (l *NodeLink) releaseBaton() {
 			break
 		}
 		l.mu.Lock()
-		l.routeLocked(p, nil)
+		_, _, ferr := l.routeLocked(p, nil)
+		cb := l.startCallbacksLocked()
 		l.mu.Unlock()
-		l.runUnsolicited()
+		if cb {
+			go l.runCallbacks()
+		}
+		if ferr != nil {
+			l.mu.Lock()
+			rx.reader = nil
+			l.mu.Unlock()
+			l.fail(ferr)
+			return
+		}
 	}
 	l.mu.Lock()
 	l.handOffLocked()
@@ -300,65 +456,82 @@ func (l *NodeLink) releaseBaton() {
 
 // routeLocked delivers one packet. It reports own=true when the packet is
 // for w itself (w's Conn, or a new Conn for the acceptor w, returned as c);
-// the caller then still holds it in the read buffer.
-func (l *NodeLink) routeLocked(p proto.Packet, w *waiter) (own bool, c *Conn) {
+// the caller then still holds it in the read buffer. A non-nil error takes
+// the link down.
+func (l *NodeLink) routeLocked(p proto.Packet, w *waiter) (own bool, c *Conn, _ error) {
 	l.stats.PacketsIn++
 	l.stats.BytesIn += uint64(p.Size)
-	if l.cfg.KeepAlive > 0 {
-		l.lastRecv = time.Now()
+	if l.rx.draining {
+		l.stats.Discarded++
+		return false, nil, nil
 	}
 	if l.ours(p) {
 		c = l.local[p.ID]
 		if c == nil || c.rxClosed {
-			l.unroutableLocked(p, c == nil)
-			return false, nil
+			l.unroutableLocked(p, c)
+			return false, nil, nil
 		}
-		return l.deliverLocked(c, p, w), nil
+		return l.deliverLocked(c, p, w), nil, nil
 	}
 	if c = l.peer[p.ID]; c != nil {
 		if c.rxClosed {
-			l.unroutableLocked(p, false)
-			return false, nil
+			l.unroutableLocked(p, c)
+			return false, nil, nil
 		}
-		return l.deliverLocked(c, p, w), nil
+		return l.deliverLocked(c, p, w), nil, nil
 	}
 	if l.routing == RouteParity && l.peerIDs.seen(p.ID) {
-		l.unroutableLocked(p, false)
-		return false, nil
+		l.unroutableLocked(p, nil)
+		return false, nil, nil
 	}
 	if p.Code == proto.AnswerBit {
 		// An Error never opens a connection.
-		l.unroutableLocked(p, true)
-		return false, nil
+		l.unroutableLocked(p, nil)
+		return false, nil, nil
 	}
 	if l.routing == RouteParity {
 		l.peerIDs.mark(p.ID)
 	}
 	if p.Code == codePing && l.cfg.AnswerPing {
-		if !l.tx.control(p.ID, &proto.Pong{}) {
+		if !l.tx.control(p.ID, &proto.Pong{}, false) {
 			l.stats.DroppedReplies++
 		}
-		return false, nil
+		return false, nil, nil
 	}
-	acceptor := w != nil && w.conn == nil
-	if l.noAccept || (!acceptor && len(l.acceptq)-l.acceptHead >= l.cfg.AcceptBacklog) {
+	return l.openPeerLocked(p, w)
+}
+
+// openPeerLocked handles the first packet on a new peer id: a new Conn for
+// the acceptor, or a refusal.
+func (l *NodeLink) openPeerLocked(p proto.Packet, w *waiter) (own bool, c *Conn, _ error) {
+	acceptor := w != nil && w.kind == waitAccept
+	if l.acc.closed || (!acceptor && l.acc.q.len() >= l.cfg.AcceptBacklog) {
+		if _, isRequest := proto.AnswerOf(p.Code); !isRequest && !l.acc.closed {
+			// A notification cannot be refused with an answer; losing it
+			// silently would leave the application out of step with the
+			// peer (a stale cache, for an invalidation).
+			return false, nil, ErrAcceptOverflow
+		}
 		l.stats.RepliedRefused++
-		l.replyLocked(p.ID, "connection refused")
-		return false, nil
+		l.replyLocked(p.ID, false, "connection refused")
+		return false, nil, nil
 	}
 	c = l.connLocked(p.ID, false, acceptor && w.light)
 	l.peer[p.ID] = c
 	if acceptor && w.light {
 		c.rxClosed = true // Recv1: one request per id; more get "connection closed"
-		return true, c
+		return true, c, nil
 	}
-	l.enqueueLocked(c, p)
+	if !l.enqueueLocked(c, p) {
+		return false, nil, nil
+	}
 	if acceptor {
-		return true, c
+		return true, c, nil
 	}
-	l.acceptq = append(l.acceptq, c)
-	l.aw.unparkLocked(l)
-	return false, nil
+	c.inAcceptQ = true
+	l.acc.q.push(c)
+	l.acc.w.unparkLocked(l)
+	return false, nil, nil
 }
 
 // ours reports whether p belongs to a connection we opened.
@@ -389,20 +562,98 @@ func (l *NodeLink) deliverLocked(c *Conn, p proto.Packet, w *waiter) bool {
 	if w == &c.w && c.q.len() == 0 {
 		return true
 	}
-	n := len(p.Args)
-	if c.q.len() > 0 && (c.q.bytes+n > l.cfg.ConnRecvBuffer || l.queued+n > l.cfg.LinkRecvBuffer) {
-		l.stats.Overflows++
-		l.abortLocked(c, ErrConnOverflow, "receive queue overflow")
+	if !l.enqueueLocked(c, p) {
 		return false
 	}
-	l.enqueueLocked(c, p)
-	c.w.unparkLocked(l)
+	if c.w.parked {
+		l.rx.wokeConn = true
+		c.w.unparkLocked(l)
+	}
 	return false
 }
 
-func (l *NodeLink) enqueueLocked(c *Conn, p proto.Packet) {
-	c.q.push(newRxBuf(p.Code, p.Args))
-	l.queued += len(p.Args)
+// enqueueLocked queues a copy of p for c within the receive bounds. A Conn
+// that is not keeping up (nobody is receiving on it) and is over its own
+// bound, or holds the most when the link is over its bound, is aborted. If
+// everything queued belongs to Conns whose receivers are taking it, the
+// reader waits for room instead: those receivers are running, and waiting
+// applies TCP flow control to the peer rather than failing a Conn that does
+// nothing wrong. It reports whether p was queued.
+func (l *NodeLink) enqueueLocked(c *Conn, p proto.Packet) bool {
+	rx := &l.rx
+	b := newRxBuf(p.Code, p.Args)
+	for {
+		if c.rxClosed || l.closed || l.downErr != nil {
+			b.free()
+			return false
+		}
+		connOver := c.q.len() > 0 && c.q.bytes+b.charge > l.cfg.ConnRecvBuffer
+		linkOver := rx.queued > 0 && rx.queued+b.charge > l.cfg.LinkRecvBuffer
+		if !connOver && !linkOver {
+			break
+		}
+		if connOver && !l.keepingUpLocked(c) {
+			b.free()
+			l.overflowLocked(c)
+			return false
+		}
+		if linkOver && !connOver {
+			if hog := l.biggestHogLocked(); hog != nil {
+				if hog == c {
+					b.free()
+					l.overflowLocked(c)
+					return false
+				}
+				l.overflowLocked(hog)
+				continue
+			}
+		}
+		rx.roomWaiters++
+		rx.room.Wait()
+		rx.roomWaiters--
+	}
+	c.q.push(b)
+	rx.queued += b.charge
+	return true
+}
+
+// keepingUpLocked reports whether c's queue is being taken: a receiver is
+// in a receiving call on it, or, for a Conn waiting to be accepted, the
+// acceptor is.
+func (l *NodeLink) keepingUpLocked(c *Conn) bool {
+	if c.inAcceptQ {
+		return l.acc.active
+	}
+	return c.receiving
+}
+
+// biggestHogLocked returns the Conn holding the most queued bytes among
+// those not keeping up. It scans every Conn, which is fine: it runs only
+// when the link bound is reached.
+func (l *NodeLink) biggestHogLocked() *Conn {
+	var big *Conn
+	for _, tab := range [2]map[uint32]*Conn{l.local, l.peer} {
+		for _, c := range tab {
+			if c.q.len() > 0 && !l.keepingUpLocked(c) && (big == nil || c.q.bytes > big.q.bytes) {
+				big = c
+			}
+		}
+	}
+	return big
+}
+
+// dequeuedLocked accounts for charge bytes leaving the queues and wakes a
+// reader waiting for room.
+func (l *NodeLink) dequeuedLocked(charge int) {
+	l.rx.queued -= charge
+	if l.rx.roomWaiters > 0 {
+		l.rx.room.Broadcast()
+	}
+}
+
+func (l *NodeLink) overflowLocked(c *Conn) {
+	l.stats.Overflows++
+	l.abortLocked(c, ErrConnOverflow, "receive queue overflow")
 }
 
 // abortLocked ends c's receiving with err, drops what was queued for it and
@@ -412,84 +663,89 @@ func (l *NodeLink) abortLocked(c *Conn, err error, reason string) {
 	if c.rxErr == nil {
 		c.rxErr = err
 	}
-	l.queued -= c.q.bytes
-	c.q.drain()
-	l.replyLocked(c.id, reason)
+	l.dequeuedLocked(c.q.drain())
+	l.replyLocked(c.id, c.local, reason)
+	c.toldPeer = true
 	c.w.unparkLocked(l)
-	if l.reader == &c.w {
+	if l.rx.reader == &c.w {
 		l.interruptLocked()
 	}
 }
 
-// unroutableLocked handles a packet for no open connection: an Error is
-// passed to OnUnsolicitedError, a late answer is dropped under answer-bit
-// routing, anything else is answered "connection closed".
-func (l *NodeLink) unroutableLocked(p proto.Packet, unknown bool) {
+// unroutableLocked handles a packet for no open connection (c is nil) or
+// for a Conn that no longer receives: an Error is passed to
+// OnUnsolicitedError, a late answer is dropped under answer-bit routing,
+// anything else is answered "connection closed".
+func (l *NodeLink) unroutableLocked(p proto.Packet, c *Conn) {
 	switch {
 	case p.Code == proto.AnswerBit:
 		l.stats.UnsolicitedErrs++
 		if l.cfg.OnUnsolicitedError != nil {
-			l.unsolicited = append(l.unsolicited, unsolicited{id: p.ID, args: append([]byte(nil), p.Args...)})
+			l.rx.unsolicited = append(l.rx.unsolicited, unsolicited{id: p.ID, args: append([]byte(nil), p.Args...)})
 		}
-	case l.routing == RouteAnswerBit && proto.IsAnswer(p.Code):
+	case proto.IsAnswer(p.Code):
+		// A late answer (its Ask ended early, or its Conn was closed)
+		// expects no reply: drop it.
 		l.stats.DroppedAnswers++
+	case c != nil && c.toldPeer:
+		// The peer was told once why this Conn stopped receiving; an
+		// Error per late packet would only flood it.
+		l.stats.DroppedLate++
 	default:
 		l.stats.RepliedClosed++
-		l.replyLocked(p.ID, "connection closed")
-	}
-}
-
-// runUnsolicited calls OnUnsolicitedError for the Errors routing collected,
-// outside l.mu. Only the baton holder calls it.
-func (l *NodeLink) runUnsolicited() {
-	l.mu.Lock()
-	todo := l.unsolicited
-	l.unsolicited = nil
-	l.mu.Unlock()
-	for _, u := range todo {
-		var e proto.Error
-		if e.DecodeArgs(u.args) == nil {
-			l.cfg.OnUnsolicitedError(u.id, &e)
+		l.replyLocked(p.ID, c != nil && c.local, "connection closed")
+		if c != nil {
+			c.toldPeer = true
 		}
 	}
 }
 
 // replyLocked sends Error{PROTOCOL_ERROR, reason} on id without blocking.
-func (l *NodeLink) replyLocked(id uint32, reason string) {
+// ownID says the id is one we allocated: under answer-bit routing the peer
+// would route an Error there to its own request with the same id, so it is
+// counted instead of sent.
+func (l *NodeLink) replyLocked(id uint32, ownID bool, reason string) {
+	if ownID && l.routing == RouteAnswerBit {
+		l.stats.SuppressedErrors++
+		return
+	}
 	e := proto.Error{Code: proto.CodeProtocolError, Message: reason}
-	if !l.tx.control(id, &e) {
+	if !l.tx.control(id, &e, false) {
 		l.stats.DroppedReplies++
 	}
 }
 
-func (l *NodeLink) popAcceptLocked() *Conn {
-	if l.acceptHead == len(l.acceptq) {
-		return nil
+// startCallbacksLocked reports whether a goroutine must be started to run
+// OnUnsolicitedError for the Errors that routing collected.
+func (l *NodeLink) startCallbacksLocked() bool {
+	if len(l.rx.unsolicited) == 0 || l.rx.cbRunning {
+		return false
 	}
-	c := l.acceptq[l.acceptHead]
-	l.acceptq[l.acceptHead] = nil
-	l.acceptHead++
-	if l.acceptHead == len(l.acceptq) {
-		l.acceptq, l.acceptHead = l.acceptq[:0], 0
-	}
-	return c
+	l.rx.cbRunning = true
+	return true
 }
 
-// acceptErrLocked is the error for Accept/Recv1 on a link that cannot accept.
-func (l *NodeLink) acceptErrLocked() error {
-	switch {
-	case l.closed:
-		return ErrLinkClosed
-	case l.downErr != nil:
-		if !l.acceptDown {
-			l.acceptDown = true
-			return l.downErr
+// runCallbacks calls OnUnsolicitedError for each collected Error, in order,
+// on its own goroutine: the callback may block or call any method of the
+// link (Close included) without stalling or deadlocking the reader.
+func (l *NodeLink) runCallbacks() {
+	for {
+		l.mu.Lock()
+		todo := l.rx.unsolicited
+		l.rx.unsolicited = nil
+		if len(todo) == 0 {
+			l.rx.cbRunning = false
+			l.mu.Unlock()
+			return
 		}
-		return ErrLinkDown
-	case l.noAccept:
-		return ErrLinkNoListen
+		l.mu.Unlock()
+		for _, u := range todo {
+			var e proto.Error
+			if e.DecodeArgs(u.args) == nil {
+				l.cfg.OnUnsolicitedError(l, u.id, &e)
+			}
+		}
 	}
-	return nil
 }
 
 // watch arranges for ctx's end to cancel w's current call. It returns the
@@ -508,7 +764,7 @@ func (l *NodeLink) watch(ctx context.Context, w *waiter) func() {
 		if w.seq == seq {
 			w.cancel = true
 			w.unparkLocked(l)
-			if l.reader == w {
+			if l.rx.reader == w {
 				l.interruptLocked()
 			}
 		}
@@ -531,3 +787,27 @@ func isTimeout(err error) bool {
 }
 
 func isClosedErr(err error) bool { return errors.Is(err, net.ErrClosed) }
+
+// interruptLocked makes a reader blocked in Read return: a deadline in the
+// past is the only portable way to interrupt a net.Conn Read. The reader
+// clears it (under mu, so the two cannot race) before reading again.
+func (l *NodeLink) interruptLocked() {
+	if !l.rx.interrupted {
+		l.rx.interrupted = true
+		l.nc.SetReadDeadline(aLongTimeAgo)
+	}
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+// wakeAllLocked wakes every parked waiter and interrupts the reader, so that
+// each re-checks the link's state.
+func (l *NodeLink) wakeAllLocked() {
+	for w := l.rx.parked.first(); w != nil; w = l.rx.parked.first() {
+		w.unparkLocked(l)
+	}
+	if l.rx.reader != nil {
+		l.interruptLocked()
+	}
+	l.rx.room.Broadcast()
+}

@@ -1,202 +1,500 @@
 package neonet
 
 import (
+	"context"
+	"net"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/neolink/neolink/proto"
 )
 
-// Sending: group commit.
+// Sending: group commit, control packets first, and writes that never
+// hold a sender hostage.
 //
-// Send encodes the packet into the link's pending buffer under tx.mu. If no
-// goroutine is writing, the sender becomes the writer: it takes the buffer
-// and writes it with one Write call, outside the lock. Senders that arrive
-// meanwhile only append and return; their packets go out in the writer's
-// next batch. When the writer finds more pending after its own write, it
-// hands the writing to the link's flusher goroutine instead of staying on,
-// so one sender's latency is never held hostage by others' traffic.
+// Send encodes its packet into the link's data buffer under tx.mu. If no
+// goroutine owns the socket for writing, the sender becomes the owner and
+// writes the pending batch itself; senders that arrive meanwhile only
+// append and return, and their packets go out in the owner's next batch.
+// An owning sender writes one batch and hands anything left to a flusher
+// goroutine, started on demand, so one sender's latency is never held
+// hostage by others' traffic. A serial request/reply therefore costs one
+// write per packet and no goroutine switch; under load many packets share
+// each write, with no timer.
 //
-// A serial request/reply therefore costs one Write per packet and no
-// goroutine switch, and under load many packets share each Write, with no
-// timer. One contiguous buffer also keeps TLS efficient: net.Buffers would
-// degrade to one TLS record and one write per packet on a tls.Conn.
+// On OS sockets the owning sender's write is a single non-blocking attempt
+// (through syscall.RawConn): whatever the kernel does not take at once goes
+// to the flusher, so Send never blocks in the kernel and Conn.Close or a
+// context can always release a sender waiting for buffer space. On other
+// connections (TLS, net.Pipe) the owning sender's write blocks like a
+// net.Conn write; see Conn.Send.
 //
-// Invariants (under tx.mu):
+// Link-generated control packets (Ping, Pong, Error replies) go into a small
+// queue of their own, under ctlMu, which the reader takes while holding
+// NodeLink.mu and which is never held during I/O or the encoding of data:
+// a sender encoding a 64 MiB message cannot stall the reader. The owner
+// writes pending control packets before the next data batch. Data batches
+// end at packet boundaries at least markSpacing apart, so control packets
+// wait behind at most about markSpacing of data, or one larger packet.
+//
+// Invariants:
 //   - writing is true iff one goroutine (a sender or the flusher) owns the
-//     socket for writing; only the owner calls nc.Write.
-//   - A token is sent on kick only by the goroutine that sets writing from
-//     false to true on behalf of the flusher, or by a writer handing over
-//     (writing stays true); the flusher consumes it before writing, so kick
-//     (capacity 1) never holds more than one token and the send never blocks.
-//   - Bytes in buf are either written by the current owner's next batch or
-//     reported lost through err; once err is set nothing more is written.
+//     socket for writing; only the owner writes, and only the owner moves
+//     head, rest and ctlRest or compacts buf. Ownership is taken with a
+//     CompareAndSwap; an owner that finds nothing to write releases it and
+//     then re-checks for work, so an append that lost the race to a
+//     finishing owner is never left unwritten.
+//   - buf[head:] holds whole packets, except that its first restLen bytes
+//     may be the unwritten end of the batch the owner is writing. Senders
+//     only append, so the owner's batch is never overwritten.
+//   - Bytes in buf are written in order or reported lost through err; once
+//     err is set nothing more is written.
+//   - Lock NodeLink.mu BEFORE ctlMu, and tx.mu BEFORE ctlMu. tx.mu is never
+//     held while taking NodeLink.mu; spawnMu is a leaf.
 type txState struct {
 	l *NodeLink
 
-	mu      sync.Mutex
-	space   sync.Cond // signalled when buf shrinks or the link fails
-	buf     []byte    // encoded packets not yet handed to Write
-	spare   []byte    // the other buffer, reused to avoid allocation
-	writing bool
-	err     error // sticky: the link is closed or down
-	kick    chan struct{}
+	writing atomic.Bool
 
-	packets, bytes uint64 // stats: packets and bytes queued for writing
+	mu       sync.Mutex
+	space    sync.Cond // signalled when the buffer drains, ownership ends or the link fails
+	buf      []byte
+	head     int
+	base     int64 // stream offset of buf[0]
+	marks    fifo[int64]
+	lastMark int64
+	err      error // sticky: the link is closed or down
+	packets  uint64
+	bytes    uint64
+
+	ctlMu      sync.Mutex
+	ctl        []byte // control packets not yet taken by the owner
+	ctlSpare   []byte
+	ctlPackets uint64
+	ctlBytes   uint64
+
+	// Owner only.
+	restLen int    // unwritten bytes of the current data batch at buf[head:]
+	ctlRest []byte // unwritten bytes of the current control batch
+	raw     syscall.RawConn
+	rawFn   func(fd uintptr) bool // t.rawWrite, bound once: no allocation per write
+	rawOut  []byte
+	rawN    int
+	rawErr  error
+
+	spawnMu   sync.Mutex
+	noSpawn   bool         // the link ended: start no more flushers
+	lastWrite atomic.Int64 // unix nanoseconds of the last write that moved data bytes
+	written   atomic.Int64 // bytes handed to the socket so far
 }
+
+const (
+	// markSpacing is the least data between two batch boundaries: how
+	// much data a control packet may wait behind (unless one packet is
+	// larger).
+	markSpacing = 64 << 10
+	// writePiece bounds one blocking Write, so that progress is seen (for
+	// WriteTimeout and keepalive) during a large write.
+	writePiece = 512 << 10
+	// ctlLimit bounds the control queue. Replies beyond it are dropped and
+	// counted (a peer flooding us with packets we must refuse cannot grow
+	// our memory); the keepalive Ping is never dropped.
+	ctlLimit = 64 << 10
+	// maxHeader is more than any framing's header.
+	maxHeader = 16
+)
 
 func (t *txState) init(l *NodeLink) {
 	t.l = l
 	t.space.L = &t.mu
-	t.kick = make(chan struct{}, 1)
-	l.bg.Add(1)
-	go t.flusher()
+	if sc, ok := l.nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			t.raw = raw
+			t.rawFn = t.rawWrite
+		}
+	}
+	t.lastWrite.Store(time.Now().UnixNano())
 }
 
-// send encodes msg for id and sends it, waiting for buffer space if the
-// send buffer is full. c, if not nil, is checked for closing while waiting.
-func (t *txState) send(c *Conn, id uint32, msg proto.Msg) error {
+// send encodes msg for id and queues it, waiting while the send buffer is
+// full. c, if not nil, is checked for closing while waiting; ctx, if not
+// nil, ends the wait.
+func (t *txState) send(ctx context.Context, c *Conn, id uint32, msg proto.Msg) error {
+	size := msg.ArgsSize() + maxHeader
 	t.mu.Lock()
-	for t.err == nil && len(t.buf) >= t.l.cfg.SendBuffer {
+	var stop func() bool
+	for {
+		if t.err != nil {
+			break
+		}
 		if c != nil && c.txClosed.Load() {
 			t.mu.Unlock()
+			cleanup(stop)
 			return ErrClosedConn
+		}
+		if t.fitsLocked(size) {
+			break
+		}
+		if ctx != nil {
+			if err := ctx.Err(); err != nil {
+				t.mu.Unlock()
+				cleanup(stop)
+				return err
+			}
+			if stop == nil && ctx.Done() != nil {
+				stop = context.AfterFunc(ctx, t.wake)
+			}
 		}
 		t.space.Wait()
 	}
 	if t.err != nil {
+		err := t.err
 		t.mu.Unlock()
-		return t.err
-	}
-	if c != nil && c.txClosed.Load() {
-		t.mu.Unlock()
-		return ErrClosedConn
+		cleanup(stop)
+		return err
 	}
 	n := len(t.buf)
 	var err error
 	t.buf, err = proto.AppendPacket(t.buf, t.l.enc, id, msg, t.l.cfg.MaxPacketSize)
 	if err != nil {
 		t.mu.Unlock()
+		cleanup(stop)
 		return err
 	}
 	t.packets++
 	t.bytes += uint64(len(t.buf) - n)
-	if t.writing {
-		t.mu.Unlock()
+	if end := t.base + int64(len(t.buf)); end-t.lastMark >= markSpacing {
+		t.marks.push(end)
+		t.lastMark = end
+	}
+	t.mu.Unlock()
+	cleanup(stop)
+	if !t.writing.CompareAndSwap(false, true) {
 		return nil
 	}
-	t.writing = true
-	return t.writeLocked()
+	return t.own(true)
 }
 
-// writeLocked writes the pending buffer as the owner. Called with mu held
-// and writing set; returns with mu released. It returns the write error, so
-// that the Send that caused it gets the real I/O error.
-func (t *txState) writeLocked() error {
-	if err := t.flushOnceLocked(); err != nil {
-		t.writing = false
-		t.mu.Unlock()
-		t.l.fail(err)
-		return err
-	}
-	if len(t.buf) > 0 && t.err == nil {
-		t.kick <- struct{}{} // hand over to the flusher; writing stays true
-	} else {
-		t.writing = false
-	}
-	t.mu.Unlock()
-	return nil
-}
-
-// flushOnceLocked writes what is pending with one Write, outside the lock,
-// while new packets go to the other buffer. Called and returns with mu held.
-func (t *txState) flushOnceLocked() error {
-	out := t.buf
-	t.buf = t.spare[:0]
-	t.mu.Unlock()
-	_, err := t.l.nc.Write(out)
-	t.mu.Lock()
-	t.spare = out[:0]
-	if cap(t.spare) > 2*t.l.cfg.SendBuffer {
-		t.spare = nil // do not pin a buffer grown by one huge packet
-	}
-	t.space.Broadcast()
-	return err
-}
-
-// flusher writes batches handed over by senders until the link ends.
-func (t *txState) flusher() {
-	defer t.l.bg.Done()
-	for range t.kick {
-		t.mu.Lock()
-		for len(t.buf) > 0 && t.err == nil {
-			if err := t.flushOnceLocked(); err != nil {
-				t.mu.Unlock()
-				t.l.fail(err)
-				t.mu.Lock()
-				break
-			}
-		}
-		t.writing = false
-		t.space.Broadcast()
-		t.mu.Unlock()
+func cleanup(stop func() bool) {
+	if stop != nil {
+		stop()
 	}
 }
 
-// control queues a small link-generated packet (an Error reply) without
-// ever blocking: the receiving goroutine calls it and must not wait for the
-// socket. It reports false when the packet was dropped because the link is
-// down or the send buffer is over its bound (a peer flooding us with packets
-// we must refuse cannot grow our memory).
-func (t *txState) control(id uint32, msg proto.Msg) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.err != nil || len(t.buf) >= t.l.cfg.SendBuffer {
+// fitsLocked reports whether a packet of size bytes may be queued: the
+// bound holds for the bytes actually queued, and a packet larger than the
+// whole buffer goes alone.
+func (t *txState) fitsLocked(size int) bool {
+	pending := len(t.buf) - t.head
+	return pending == 0 || pending+size <= t.l.cfg.SendBuffer
+}
+
+// control queues a small link-generated packet without ever blocking: the
+// reader calls it (under NodeLink.mu) and must not wait for the socket or
+// for a sender. It reports false when the packet was dropped because the
+// link is down or the control queue is full; force (the keepalive Ping)
+// ignores the bound.
+func (t *txState) control(id uint32, msg proto.Msg, force bool) bool {
+	t.ctlMu.Lock()
+	if (!force && len(t.ctl) >= ctlLimit) || t.ended() {
+		t.ctlMu.Unlock()
 		return false
 	}
+	n := len(t.ctl)
 	var err error
-	n := len(t.buf)
-	if t.buf, err = proto.AppendPacket(t.buf, t.l.enc, id, msg, t.l.cfg.MaxPacketSize); err != nil {
+	t.ctl, err = proto.AppendPacket(t.ctl, t.l.enc, id, msg, t.l.cfg.MaxPacketSize)
+	if err == nil {
+		t.ctlPackets++
+		t.ctlBytes += uint64(len(t.ctl) - n)
+	}
+	t.ctlMu.Unlock()
+	if err != nil {
 		return false
 	}
-	t.packets++
-	t.bytes += uint64(len(t.buf) - n)
-	if !t.writing {
-		t.writing = true
-		t.kick <- struct{}{}
+	if t.writing.CompareAndSwap(false, true) {
+		if !t.spawnFlusher() {
+			t.writing.Store(false)
+		}
 	}
 	return true
 }
 
-// wake makes senders blocked on a full buffer re-check their Conn.
+func (t *txState) ended() bool {
+	t.spawnMu.Lock()
+	defer t.spawnMu.Unlock()
+	return t.noSpawn
+}
+
+// own writes as the owner until there is nothing left or the work is handed
+// to a flusher. An inline owner (a sender) writes at most one batch.
+// It returns the write error, so that the Send that hit it gets the real
+// I/O error.
+func (t *txState) own(inline bool) error {
+	for {
+		out, ctl := t.next()
+		if out == nil {
+			if t.release() {
+				return nil
+			}
+			continue
+		}
+		var n int
+		var err error
+		if inline && t.raw != nil {
+			n, err = t.tryWrite(out)
+		} else {
+			n, err = t.writeAll(out, !ctl)
+		}
+		t.advance(n, ctl)
+		if err != nil {
+			t.l.fail(err)
+			t.writing.Store(false)
+			t.wake()
+			return err
+		}
+		if inline && t.more() {
+			if t.spawnFlusher() {
+				return nil
+			}
+		}
+	}
+}
+
+// next returns the owner's next batch: the rest of a partly written batch,
+// else pending control packets, else data up to the next batch boundary.
+func (t *txState) next() (out []byte, ctl bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.err != nil {
+		return nil, false
+	}
+	if len(t.ctlRest) > 0 {
+		return t.ctlRest, true
+	}
+	if t.restLen > 0 {
+		return t.buf[t.head : t.head+t.restLen], false
+	}
+	t.ctlMu.Lock()
+	if len(t.ctl) > 0 {
+		out = t.ctl
+		t.ctl = t.ctlSpare[:0]
+		t.ctlSpare = nil
+		t.ctlMu.Unlock()
+		t.ctlRest = out
+		return out, true
+	}
+	t.ctlMu.Unlock()
+	if t.head == len(t.buf) {
+		return nil, false
+	}
+	end := len(t.buf)
+	for {
+		m, ok := t.marks.peek()
+		if !ok {
+			break
+		}
+		if i := int(m - t.base); i > t.head {
+			end = i
+			break
+		}
+		t.marks.pop()
+	}
+	t.restLen = end - t.head
+	return t.buf[t.head:end], false
+}
+
+// advance records that n bytes of the owner's batch were written.
+func (t *txState) advance(n int, ctl bool) {
+	t.written.Add(int64(n))
+	if n > 0 && !ctl {
+		t.lastWrite.Store(time.Now().UnixNano())
+	}
+	if ctl {
+		t.ctlRest = t.ctlRest[n:]
+		if len(t.ctlRest) == 0 {
+			t.ctlMu.Lock()
+			t.ctlSpare = t.ctlRest[:0:cap(t.ctlRest)]
+			if cap(t.ctlSpare) > ctlLimit {
+				t.ctlSpare = nil
+			}
+			t.ctlMu.Unlock()
+			t.ctlRest = nil
+		}
+		return
+	}
+	t.mu.Lock()
+	t.head += n
+	t.restLen -= n
+	switch {
+	case t.head == len(t.buf):
+		t.base += int64(t.head)
+		t.buf, t.head = t.buf[:0], 0
+		if cap(t.buf) > 2*t.l.cfg.SendBuffer {
+			t.buf = nil // do not pin a buffer grown by one huge packet
+		}
+	case t.head >= len(t.buf)/2 && len(t.buf) == cap(t.buf):
+		// Appends would reallocate: move the pending bytes down instead.
+		k := copy(t.buf, t.buf[t.head:])
+		t.base += int64(t.head)
+		t.buf, t.head = t.buf[:k], 0
+	}
+	t.space.Broadcast()
+	t.mu.Unlock()
+}
+
+// more reports whether anything is waiting to be written.
+func (t *txState) more() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.err != nil {
+		return false
+	}
+	return len(t.ctlRest) > 0 || t.head < len(t.buf) || t.ctlPendingLocked()
+}
+
+// release gives up ownership. It reports false if work arrived meanwhile
+// and ownership was taken back, so the caller must go on writing.
+func (t *txState) release() bool {
+	t.writing.Store(false)
+	t.wake()
+	if !t.more() || !t.writing.CompareAndSwap(false, true) {
+		return true
+	}
+	return false
+}
+
+// spawnFlusher hands ownership to a new flusher goroutine. It reports false
+// if the link has ended (ownership stays with the caller).
+func (t *txState) spawnFlusher() bool {
+	t.spawnMu.Lock()
+	defer t.spawnMu.Unlock()
+	if t.noSpawn {
+		return false
+	}
+	// shutdown sets noSpawn under spawnMu before Close waits on bg, so
+	// this Add happens before that Wait.
+	t.l.bg.Add(1)
+	go t.flush()
+	return true
+}
+
+func (t *txState) flush() {
+	defer t.l.bg.Done()
+	t.own(false)
+}
+
+// tryWrite makes one non-blocking write attempt on an OS socket.
+func (t *txState) tryWrite(out []byte) (int, error) {
+	t.rawOut, t.rawN, t.rawErr = out, 0, nil
+	if err := t.raw.Write(t.rawFn); err != nil {
+		return 0, err
+	}
+	t.rawOut = nil
+	return t.rawN, t.rawErr
+}
+
+func (t *txState) rawWrite(fd uintptr) bool {
+	for {
+		n, err := syscall.Write(int(fd), t.rawOut)
+		if err == syscall.EINTR {
+			continue
+		}
+		if n > 0 {
+			t.rawN = n
+		}
+		if err != nil && err != syscall.EAGAIN {
+			t.rawErr = &net.OpError{Op: "write", Net: "tcp", Source: t.l.nc.LocalAddr(), Addr: t.l.nc.RemoteAddr(), Err: err}
+		}
+		return true
+	}
+}
+
+// writeAll writes out with blocking writes of at most writePiece bytes,
+// each bounded by Config.WriteTimeout. Progress on data (not on control
+// packets, whose writing proves nothing about the peer) is recorded for
+// keepalive.
+func (t *txState) writeAll(out []byte, data bool) (int, error) {
+	timeout := t.l.cfg.WriteTimeout
+	total := 0
+	for total < len(out) {
+		piece := out[total:min(len(out), total+writePiece)]
+		if timeout > 0 {
+			t.l.nc.SetWriteDeadline(time.Now().Add(timeout))
+		}
+		n, err := t.l.nc.Write(piece)
+		total += n
+		if n > 0 && data {
+			t.lastWrite.Store(time.Now().UnixNano())
+		}
+		if err != nil {
+			if isTimeout(err) {
+				err = ErrWriteTimeout
+			}
+			return total, err
+		}
+	}
+	if timeout > 0 {
+		// A deadline left behind would fail a later non-blocking write.
+		t.l.nc.SetWriteDeadline(noDeadline)
+	}
+	return total, nil
+}
+
+// wake makes senders blocked on a full buffer re-check their state.
 func (t *txState) wake() {
 	t.mu.Lock()
 	t.space.Broadcast()
 	t.mu.Unlock()
 }
 
-// shutdown fails all senders with err and stops the flusher. Idempotent.
+// shutdown fails all senders with err and stops the writing. Idempotent.
 func (t *txState) shutdown(err error) {
+	t.spawnMu.Lock()
+	t.noSpawn = true
+	t.spawnMu.Unlock()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.err != nil {
 		return
 	}
 	t.err = err
-	t.buf = nil
 	t.space.Broadcast()
-	close(t.kick)
 }
 
-// drain waits until everything queued has been written or the link ended.
-// Shutdown bounds it by closing the link when its context ends.
-func (t *txState) drain() error {
+// drain waits until everything queued has been written, the link ended, or
+// ctx ended. It returns the link's error if the link ended.
+func (t *txState) drain(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, t.wake)
+	defer stop()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for (len(t.buf) > 0 || t.writing) && t.err == nil {
+	for t.err == nil && ctx.Err() == nil && (t.head < len(t.buf) || t.writing.Load() || t.ctlPendingLocked()) {
 		t.space.Wait()
 	}
-	return t.err
+	if t.err != nil {
+		return t.err
+	}
+	return ctx.Err()
+}
+
+func (t *txState) ctlPendingLocked() bool {
+	t.ctlMu.Lock()
+	defer t.ctlMu.Unlock()
+	return len(t.ctl) > 0
+}
+
+// counters returns the packets and bytes queued for writing so far.
+func (t *txState) counters() (packets, bytes uint64) {
+	t.mu.Lock()
+	packets, bytes = t.packets, t.bytes
+	t.mu.Unlock()
+	t.ctlMu.Lock()
+	packets += t.ctlPackets
+	bytes += t.ctlBytes
+	t.ctlMu.Unlock()
+	return packets, bytes
 }
 
 var noDeadline time.Time
