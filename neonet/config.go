@@ -155,6 +155,11 @@ type Config struct {
 	// listener's Close.
 	OnHandshakeError func(remote net.Addr, err error)
 
+	// OnAcceptError, if set, is called by a LinkListener with each
+	// temporary accept error (the process is out of file descriptors...)
+	// before it backs off and retries.
+	OnAcceptError func(err error)
+
 	// OnUnsolicitedError, if set, is called with an Error packet that no
 	// receiver takes: its id matches no connection (NEO/py sends such Errors
 	// before aborting), or its connection no longer receives. Such Errors

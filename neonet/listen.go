@@ -3,15 +3,14 @@ package neonet
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"syscall"
 	"time"
 )
 
-var errTooManyFiles = syscall.EMFILE
-
-// TCP keepalive as NEO/py sets it (neo-protocol-facts §1.9).
+// TCP keepalive as NEO/py sets it (docs/protocol.md, "Sizes and timeouts").
 var neoKeepAlive = net.KeepAliveConfig{Enable: true, Idle: 60 * time.Second, Interval: 10 * time.Second, Count: 3}
 
 // DialLink connects to addr on the named network ("tcp", "unix", ...),
@@ -33,27 +32,92 @@ func DialLink(ctx context.Context, network, addr string, cfg *Config) (*NodeLink
 }
 
 // LinkListener accepts handshaked links. Each incoming connection is
-// handshaked in its own goroutine under Config.HandshakeTimeout, so a silent
-// or slow client never holds up the others. At most maxHandshakes run at
-// once (beyond that the kernel's listen backlog holds new connections), and
-// at most Config.AcceptBacklog handshaked links wait for Accept; a link
-// handshaked while that queue is full is closed and counted as a failure.
+// handshaked in its own goroutine, so a silent or slow client never holds up
+// the others, and the accept loop never stops taking connections from the
+// kernel because of them:
+//
+//   - A peer must send its first byte within FirstByteTimeout (a NEO dialer
+//     sends its handshake at once), and finish within
+//     Config.HandshakeTimeout.
+//   - At most MaxHandshakes handshakes run at once. A new connection beyond
+//     that evicts the oldest handshake in flight (closing it), so silent
+//     sockets cannot lock real clients out: they can only make each other
+//     time out sooner. Evictions are counted (HandshakeEvictions) and
+//     reported through Config.OnHandshakeError.
+//   - At most Config.AcceptBacklog handshaked links wait for Accept; a link
+//     handshaked while that queue is full is closed and counted as a
+//     failure.
+//   - When the process runs out of file descriptors (EMFILE, ENFILE), the
+//     loop backs off (5 ms doubling to 1 s, as net/http does) and reports
+//     it through OnAcceptError.
+//
 // Its methods are safe for concurrent use.
 type LinkListener struct {
 	l   net.Listener
 	cfg *Config
 
 	links  chan *NodeLink // handshaked links waiting for Accept
-	slots  chan struct{}  // handshakes in flight
 	closed chan struct{}
 	ctx    context.Context // ends at Close, aborting handshakes in flight
 	cancel context.CancelFunc
 	once   sync.Once
 	wg     sync.WaitGroup // the accept loop and handshakes in flight
 
-	mu       sync.Mutex
-	err      error // the net.Listener's permanent error
-	failures uint64
+	mu        sync.Mutex
+	err       error // the net.Listener's permanent error
+	failures  uint64
+	evictions uint64
+	inflight  handshakeList
+}
+
+// MaxHandshakes bounds the handshakes a LinkListener runs at once.
+const MaxHandshakes = 4096
+
+// FirstByteTimeout bounds how long a LinkListener waits for a new
+// connection's first byte, when it is shorter than Config.HandshakeTimeout.
+const FirstByteTimeout = 2 * time.Second
+
+// errEvicted is why a handshake was cut short to make room for a new one.
+var errEvicted = errors.New("neonet: handshake evicted: too many handshakes in flight (oldest is dropped)")
+
+// handshakeList is the handshakes in flight, oldest first.
+type handshakeList struct {
+	head, tail *pendingHandshake
+	count      int
+}
+
+type pendingHandshake struct {
+	cancel     context.CancelCauseFunc
+	prev, next *pendingHandshake
+	listed     bool
+}
+
+func (q *handshakeList) n() int { return q.count }
+
+func (q *handshakeList) push(h *pendingHandshake) {
+	q.count++
+	h.prev, h.next = q.tail, nil
+	if q.tail != nil {
+		q.tail.next = h
+	} else {
+		q.head = h
+	}
+	q.tail = h
+}
+
+func (q *handshakeList) remove(h *pendingHandshake) {
+	q.count--
+	if h.prev != nil {
+		h.prev.next = h.next
+	} else {
+		q.head = h.next
+	}
+	if h.next != nil {
+		h.next.prev = h.prev
+	} else {
+		q.tail = h.prev
+	}
+	h.prev, h.next = nil, nil
 }
 
 // ListenLink listens on addr and returns a LinkListener. cfg may be nil for
@@ -79,7 +143,6 @@ func NewLinkListener(l net.Listener, cfg *Config) *LinkListener {
 		l:      l,
 		cfg:    cfg,
 		links:  make(chan *NodeLink, cfg.AcceptBacklog),
-		slots:  make(chan struct{}, maxHandshakes),
 		closed: make(chan struct{}),
 	}
 	ll.ctx, ll.cancel = context.WithCancel(context.Background())
@@ -92,11 +155,19 @@ func NewLinkListener(l net.Listener, cfg *Config) *LinkListener {
 func (ll *LinkListener) Addr() net.Addr { return ll.l.Addr() }
 
 // HandshakeFailures returns how many incoming connections failed their
-// handshake and were closed.
+// handshake (evictions included) and were closed.
 func (ll *LinkListener) HandshakeFailures() uint64 {
 	ll.mu.Lock()
 	defer ll.mu.Unlock()
 	return ll.failures
+}
+
+// HandshakeEvictions returns how many handshakes were cut short because
+// MaxHandshakes were in flight.
+func (ll *LinkListener) HandshakeEvictions() uint64 {
+	ll.mu.Lock()
+	defer ll.mu.Unlock()
+	return ll.evictions
 }
 
 func (ll *LinkListener) serve() {
@@ -111,8 +182,11 @@ func (ll *LinkListener) serve() {
 			default:
 			}
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyFiles) {
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				if ll.cfg.OnAcceptError != nil {
+					ll.cfg.OnAcceptError(fmt.Errorf("neonet: accept: %w; retrying in %v", err, delay))
+				}
 				time.Sleep(delay)
 				continue
 			}
@@ -123,25 +197,39 @@ func (ll *LinkListener) serve() {
 			return
 		}
 		delay = 0
-		select {
-		case ll.slots <- struct{}{}:
-		case <-ll.closed:
-			nc.Close()
-			return
+		h := &pendingHandshake{}
+		ctx, cancel := context.WithCancelCause(ll.ctx)
+		h.cancel = cancel
+		ll.mu.Lock()
+		if ll.inflight.n() >= MaxHandshakes {
+			old := ll.inflight.head
+			old.listed = false
+			ll.inflight.remove(old)
+			ll.evictions++
+			old.cancel(errEvicted)
 		}
+		h.listed = true
+		ll.inflight.push(h)
+		ll.mu.Unlock()
 		ll.wg.Add(1)
-		go ll.handshake(nc)
+		go ll.handshake(ctx, h, nc)
 	}
 }
 
-// maxHandshakes bounds the handshakes a LinkListener runs at once.
-const maxHandshakes = 256
-
-func (ll *LinkListener) handshake(nc net.Conn) {
+func (ll *LinkListener) handshake(ctx context.Context, h *pendingHandshake, nc net.Conn) {
 	defer ll.wg.Done()
-	defer func() { <-ll.slots }()
-	link, err := NewLink(ll.ctx, nc, Listener, ll.cfg)
+	link, err := ll.handshakeConn(ctx, nc)
+	ll.mu.Lock()
+	if h.listed {
+		h.listed = false
+		ll.inflight.remove(h)
+	}
+	ll.mu.Unlock()
+	h.cancel(nil)
 	if err != nil {
+		if cause := context.Cause(ctx); cause == errEvicted {
+			err = fmt.Errorf("%w (%v)", cause, err)
+		}
 		ll.mu.Lock()
 		ll.failures++
 		ll.mu.Unlock()
@@ -158,6 +246,47 @@ func (ll *LinkListener) handshake(nc net.Conn) {
 		ll.failures++
 		ll.mu.Unlock()
 	}
+}
+
+// handshakeConn waits for the first byte (bounded by FirstByteTimeout), then
+// runs the handshake.
+func (ll *LinkListener) handshakeConn(ctx context.Context, nc net.Conn) (*NodeLink, error) {
+	if first := min(FirstByteTimeout, ll.cfg.HandshakeTimeout); first < ll.cfg.HandshakeTimeout {
+		if err := waitReadable(ctx, nc, first); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("neonet: %s: no handshake byte within %v: %w", addrString(nc.RemoteAddr()), first, err)
+		}
+	}
+	return NewLink(ctx, nc, Listener, ll.cfg)
+}
+
+// waitReadable waits until nc has a byte to read, without reading it, for
+// at most d or until ctx ends. Connections that are not OS sockets are not
+// waited for.
+func waitReadable(ctx context.Context, nc net.Conn, d time.Duration) error {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	nc.SetReadDeadline(time.Now().Add(d))
+	stop := context.AfterFunc(ctx, func() { nc.SetReadDeadline(aLongTimeAgo) })
+	polled := false
+	err = raw.Read(func(uintptr) bool {
+		// The first call only asks the poller to wait for readability.
+		done := polled
+		polled = true
+		return done
+	})
+	stop()
+	nc.SetReadDeadline(noDeadline)
+	if err != nil && ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	return err
 }
 
 // Accept waits for the next handshaked link. After Close it returns
