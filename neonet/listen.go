@@ -274,13 +274,9 @@ func waitReadable(ctx context.Context, nc net.Conn, d time.Duration) error {
 	}
 	nc.SetReadDeadline(time.Now().Add(d))
 	stop := context.AfterFunc(ctx, func() { nc.SetReadDeadline(aLongTimeAgo) })
-	polled := false
-	err = raw.Read(func(uintptr) bool {
-		// The first call only asks the poller to wait for readability.
-		done := polled
-		polled = true
-		return done
-	})
+	// The poller waits for readability each time readable says there is
+	// nothing yet; a byte that arrived before the call is seen at once.
+	err = raw.Read(readable)
 	stop()
 	nc.SetReadDeadline(noDeadline)
 	if err != nil && ctx.Err() != nil {

@@ -48,3 +48,11 @@ func sendQueue(raw syscall.RawConn) (n int, ok bool) {
 	}
 	return int(v), true
 }
+
+// readable reports whether the socket fd has a byte (or EOF, or an error)
+// to read, without consuming it.
+func readable(fd uintptr) bool {
+	var b [1]byte
+	_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	return err != syscall.EAGAIN && err != syscall.EINTR
+}

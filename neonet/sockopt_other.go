@@ -13,3 +13,7 @@ func setUserTimeout(net.Conn, time.Duration) {}
 
 // sendQueue cannot read the kernel's send queue here.
 func sendQueue(syscall.RawConn) (int, bool) { return 0, false }
+
+// readable cannot peek here: report the socket readable, so that
+// LinkListener skips its first-byte wait.
+func readable(uintptr) bool { return true }
