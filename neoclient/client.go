@@ -12,8 +12,8 @@
 //  2. Read what the master sends on its own message ids right after:
 //     NotifyNodeInformation (every node, ours included with the
 //     id_timestamp the storages will check) and SendPartitionTable; later
-//     NotifyPartitionChanges, NotifyClusterInformation and, after every
-//     commit, InvalidateObjects.
+//     NotifyNodeInformation and NotifyPartitionChanges updates and, after
+//     every commit, InvalidateObjects.
 //  3. AskLastTransaction to the master.
 //  4. For an object: take the partition table row oid % partitions, pick a
 //     readable cell (UP_TO_DATE or FEEDING) whose storage is RUNNING, dial
@@ -78,7 +78,6 @@ type Client struct {
 	nodes       map[proto.NodeID]proto.NodeInfo
 	pt          PartitionTable
 	havePT      bool
-	state       proto.Opt[proto.ClusterState]
 	idTimestamp proto.Opt[float64]
 	lastInval   proto.Tid // tid of the last InvalidateObjects
 	ready       chan struct{}
@@ -276,8 +275,6 @@ func (c *Client) handle(conn *neonet.Conn, msg proto.Msg) error {
 			}
 			c.pt.Rows[ch.Offset] = applyCell(c.pt.Rows[ch.Offset], ch.UUID, ch.State)
 		}
-	case *proto.NotifyClusterInformation:
-		c.state = proto.Some(m.State)
 	case *proto.InvalidateObjects:
 		c.lastInval = m.TID
 		if c.onInval != nil {
@@ -291,8 +288,8 @@ func (c *Client) handle(conn *neonet.Conn, msg proto.Msg) error {
 		case proto.KindRequest, proto.KindErrorRequest:
 			return conn.Send(proto.ProtocolError("unexpected packet " + proto.Name(msg)))
 		}
-		// Other notifications (NotifyUnlockInformation, ...) do not concern
-		// a read-only client.
+		// Other notifications (NotifyClusterInformation, ...) do not
+		// concern a read-only client.
 	}
 	if c.havePT && c.idTimestamp.Valid {
 		c.markReady()
@@ -374,12 +371,14 @@ func (c *Client) PartitionTable() PartitionTable {
 	return pt
 }
 
-// ClusterState returns the last state the master announced with
-// NotifyClusterInformation; ok is false if it has not sent one.
-func (c *Client) ClusterState() (state proto.ClusterState, ok bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.state.V, c.state.Valid
+// ClusterState asks the master for the cluster state (RECOVERING,
+// VERIFYING, RUNNING...); ok is false if the master has none to report.
+func (c *Client) ClusterState(ctx context.Context) (state proto.ClusterState, ok bool, err error) {
+	var ans proto.AnswerClusterState
+	if err := c.master.Ask1Context(ctx, &proto.AskClusterState{}, &ans); err != nil {
+		return 0, false, fmt.Errorf("neoclient: AskClusterState: %w", err)
+	}
+	return ans.State.V, ans.State.Valid, nil
 }
 
 // Err returns nil while the master link is up, else why it ended.

@@ -257,6 +257,7 @@ def populate(master, ssl):
             'incompressible': rnd(300000),         # zlib cannot: stored as is
             'mib4': rnd(4 << 20),
             'twice': b'first revision ' * 10,
+            'inval': b'the invalidation test commits over this',
         }
         for k, v in objs.items():
             root[k] = PersistentMapping({'payload': v})
@@ -377,7 +378,8 @@ def cmd_commit(a):
         obj['payload'] = os.urandom(64)
         obj._p_changed = True
         transaction.commit()
-        print(json.dumps({'oid': obj._p_oid.hex(), 'tid': obj._p_serial.hex()}), flush=True)
+        data, serial = st.load(obj._p_oid)
+        print(json.dumps({'oid': obj._p_oid.hex(), 'tid': serial.hex(), 'data': data.hex()}), flush=True)
         conn.close()
     finally:
         db.close()
@@ -423,7 +425,7 @@ def cmd_node_serve(a):
         def connectionClosed(self, conn):
             pass
 
-    ListeningConnection(app, Handler(app), ('127.0.0.1', a.port))
+    ListeningConnection(app, Handler(app), (b'127.0.0.1', a.port))
     port = [c for c in app.em.getConnectionList() if c.isListening()][0].getAddress()[1]
     print('listening on 127.0.0.1:%d' % port, flush=True)
     # Runs until the test closes our stdin (or kills us).
@@ -479,7 +481,7 @@ def cmd_node_client(a):
         connectionFailed = connectionClosed
 
     h = Handler(app)
-    conn = ClientConnection(app, h, _Node((host, int(port))))
+    conn = ClientConnection(app, h, _Node((host.encode(), int(port))))
 
     def wait(n, what):
         deadline = time.time() + a.timeout
