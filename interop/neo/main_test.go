@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -82,9 +83,16 @@ type manifest struct {
 	Objects map[string]*object
 }
 
+// manifests caches loadManifest's results by path: the tests share them
+// read-only.
+var manifests sync.Map
+
 // loadManifest reads the harness's JSON manifest.
 func loadManifest(t *testing.T, path string) *manifest {
 	t.Helper()
+	if m, ok := manifests.Load(path); ok {
+		return m.(*manifest)
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -110,6 +118,7 @@ func loadManifest(t *testing.T, path string) *manifest {
 		}
 		m.Objects[name] = obj
 	}
+	manifests.Store(path, m)
 	return m
 }
 
