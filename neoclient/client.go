@@ -79,7 +79,8 @@ type Client struct {
 	pt          PartitionTable
 	havePT      bool
 	idTimestamp proto.Opt[float64]
-	lastInval   proto.Tid // tid of the last InvalidateObjects
+	lastInval   proto.Tid      // tid of the last InvalidateObjects
+	received    map[string]int // master packets by name, and "decode error"
 	ready       chan struct{}
 	readyClosed bool
 	err         error // why the master link ended, once it has
@@ -148,6 +149,7 @@ func Dial(ctx context.Context, addr, cluster string, opt *Options) (*Client, err
 		nodes:    make(map[proto.NodeID]proto.NodeInfo),
 		ready:    make(chan struct{}),
 		storages: make(map[proto.NodeID]*storageLink),
+		received: make(map[string]int),
 		done:     make(chan struct{}),
 	}
 	var accept proto.AcceptIdentification
@@ -214,6 +216,9 @@ func (c *Client) readNotifications() {
 		if err != nil {
 			var ce *neonet.ConnError
 			if errors.As(err, &ce) && ce.Op == "decode" {
+				c.mu.Lock()
+				c.received[DecodeErrorKey]++
+				c.mu.Unlock()
 				continue // one bad notification; the link is still in sync
 			}
 			c.fail(fmt.Errorf("neoclient: master link: %w", err))
@@ -248,6 +253,7 @@ func (c *Client) markReady() {
 func (c *Client) handle(conn *neonet.Conn, msg proto.Msg) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.received[proto.Name(msg)]++
 	switch m := msg.(type) {
 	case *proto.NotifyNodeInformation:
 		for _, n := range m.NodeList {
@@ -320,6 +326,23 @@ func copyRows(rows [][]proto.CellInfo) [][]proto.CellInfo {
 	out := make([][]proto.CellInfo, len(rows))
 	for i, r := range rows {
 		out[i] = append([]proto.CellInfo(nil), r...)
+	}
+	return out
+}
+
+// DecodeErrorKey counts, in Received, the master's packets that failed to
+// decode (they are skipped).
+const DecodeErrorKey = "decode error"
+
+// Received returns how many packets of each kind the master sent on its own
+// ids (notifications, mostly), by packet name, plus DecodeErrorKey. It is a
+// copy.
+func (c *Client) Received() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int, len(c.received))
+	for k, v := range c.received {
+		out[k] = v
 	}
 	return out
 }

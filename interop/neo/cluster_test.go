@@ -77,6 +77,11 @@ func TestMasterIdentification(t *testing.T) {
 			t.Errorf("row %d = %+v, want one UP_TO_DATE cell of %v", i, row, storage.UUID.V)
 		}
 	}
+	got := c.Received()
+	t.Logf("the master sent %v", got)
+	if got["NotifyNodeInformation"] < 1 || got["SendPartitionTable"] != 1 || got[neoclient.DecodeErrorKey] != 0 {
+		t.Errorf("the master sent %v; want NotifyNodeInformation, one SendPartitionTable, nothing undecodable", got)
+	}
 }
 
 // TestLastTransaction: AskLastTransaction to the master gives at least the
@@ -266,6 +271,10 @@ func TestInvalidation(t *testing.T) {
 		}
 		break
 	}
+	if n := c.Received()[neoclient.DecodeErrorKey]; n != 0 {
+		t.Errorf("%d packets from the master failed to decode", n)
+	}
+	t.Logf("the master sent %v", c.Received())
 	ctx := ctxT(t, 10*time.Second)
 	if last, err := c.LastTransaction(ctx); err != nil || last < tid {
 		t.Errorf("LastTransaction = %v, %v; want at least %v", last, err, tid)
