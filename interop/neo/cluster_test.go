@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/neolink/neolink/neoclient"
+	"github.com/neolink/neolink/neonet"
 	"github.com/neolink/neolink/proto"
 )
 
@@ -315,4 +316,37 @@ func TestWrongCluster(t *testing.T) {
 		t.Fatalf("Dial with a wrong cluster name: %v, want a PROTOCOL_ERROR about the cluster name", err)
 	}
 	t.Logf("wrong cluster name: %v", err)
+}
+
+// TestStorageRefusesUnknownClient: a storage accepts only clients the master
+// announced, with the id_timestamp it announced; an unknown one gets
+// NOT_READY, which is why neoclient identifies with what the master gave it.
+func TestStorageRefusesUnknownClient(t *testing.T) {
+	c := dial(t, nil)
+	var addr string
+	for _, n := range c.Nodes() {
+		if n.Type == proto.Storage {
+			addr = net.JoinHostPort(n.Address.V.Host, strconv.Itoa(int(n.Address.V.Port)))
+		}
+	}
+	cfg := neonet.DefaultConfig()
+	cfg.Encoding = proto.EncodingM
+	ctx := ctxT(t, 10*time.Second)
+	link, err := neonet.DialLink(ctx, "tcp", addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer link.Close()
+	req := &proto.RequestIdentification{
+		NodeType:    proto.Client,
+		UUID:        proto.Some(proto.MakeNodeID(proto.Client, 0xfff)),
+		Name:        env.cluster,
+		IDTimestamp: proto.Some(1.0),
+	}
+	err = link.Ask1Context(ctx, req, &proto.AcceptIdentification{})
+	var pe *proto.Error
+	if !errors.As(err, &pe) || pe.Code != proto.CodeNotReady {
+		t.Fatalf("identification as an unknown client: %v, want NOT_READY", err)
+	}
+	t.Logf("unknown client: %v", err)
 }
