@@ -79,7 +79,6 @@ type Client struct {
 	pt          PartitionTable
 	havePT      bool
 	idTimestamp proto.Opt[float64]
-	lastInval   proto.Tid      // tid of the last InvalidateObjects
 	received    map[string]int // master packets by name, and "decode error"
 	ready       chan struct{}
 	readyClosed bool
@@ -128,7 +127,9 @@ var zeroHash [sha1.Size]byte
 
 // Dial connects to the primary master at addr, identifies as a client of the
 // named cluster, and returns once the master has sent the node list (with
-// our own node) and the partition table. ctx bounds all of it.
+// our own node) and the partition table. ctx bounds all of it. A secondary
+// master refuses clients (it sends NotPrimaryMaster and closes), so addr
+// must be the primary's.
 func Dial(ctx context.Context, addr, cluster string, opt *Options) (*Client, error) {
 	if opt == nil {
 		opt = &Options{}
@@ -282,7 +283,6 @@ func (c *Client) handle(conn *neonet.Conn, msg proto.Msg) error {
 			c.pt.Rows[ch.Offset] = applyCell(c.pt.Rows[ch.Offset], ch.UUID, ch.State)
 		}
 	case *proto.InvalidateObjects:
-		c.lastInval = m.TID
 		if c.onInval != nil {
 			oids := append([]proto.Oid(nil), m.OIDList...)
 			c.mu.Unlock()
