@@ -140,7 +140,7 @@ func Dial(ctx context.Context, addr, cluster string, opt *Options) (*Client, err
 	cfg.AnswerPing = true // NEO/py uses Ping as a barrier; answer it even between reads
 	link, err := neonet.DialLink(ctx, "tcp", addr, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("neoclient: master %s: %w", addr, err)
+		return nil, fmt.Errorf("neoclient: dial master: %w", err)
 	}
 	c := &Client{
 		cluster:  cluster,

@@ -67,7 +67,7 @@ func TestInfoLoadFailures(t *testing.T) {
 	dead := l.Addr().String()
 	l.Close()
 	r := neolink(t, 10*time.Second, nil, "info", "-master", dead, "-cluster", "neo")
-	wantFailure(t, r, 1, "neoclient: master "+dead)
+	wantFailure(t, r, 1, "neoclient: dial master: dial tcp "+dead)
 
 	s := startServe(t, "-cluster", "neo")
 	r = neolink(t, 10*time.Second, nil, "load", "-master", s.addr, "-cluster", "neo", "-timeout", "500ms", "1")
