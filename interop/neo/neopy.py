@@ -211,22 +211,21 @@ def make_certs(d):
 
 def start_cluster(procs, d, ssl):
     """Starts one master and one SQLite storage in d; returns the master's
-    address."""
+    address. free_port's ports could be taken meanwhile: then the node dies
+    and wait_operational reports it."""
     os.makedirs(d, exist_ok=True)
     mp, sp = free_port(), free_port()
-    tls = []
-    if ssl:
-        tls = ['--ca', ssl[0], '--cert', ssl[1], '--key', ssl[2]]
-    py = sys.executable
-    out = open(os.path.join(d, 'nodes.out'), 'wb')
-    procs.start('master', [py, '-c', 'from neo.scripts.neomaster import main; main()',
-                           '-c', CLUSTER, '-b', '127.0.0.1:%d' % mp, '-m', '127.0.0.1:%d' % mp,
-                           '-A', '1', '-p', '4', '-r', '0', '-l', 'master.log'] + tls,
-                cwd=d, stdout=out, stderr=subprocess.STDOUT)
-    procs.start('storage', [py, '-c', 'from neo.scripts.neostorage import main; main()',
-                            '-c', CLUSTER, '-b', '127.0.0.1:%d' % sp, '-m', '127.0.0.1:%d' % mp,
-                            '-a', 'SQLite', '-d', 'storage.sqlite', '-l', 'storage.log'] + tls,
-                cwd=d, stdout=out, stderr=subprocess.STDOUT)
+    tls = ['--ca', ssl[0], '--cert', ssl[1], '--key', ssl[2]] if ssl else []
+    common = ['-c', CLUSTER, '-m', '127.0.0.1:%d' % mp] + tls
+    nodes = [
+        ('master', 'neomaster', ['-b', '127.0.0.1:%d' % mp, '-A', '1', '-p', '4', '-r', '0', '-l', 'master.log']),
+        ('storage', 'neostorage', ['-b', '127.0.0.1:%d' % sp, '-a', 'SQLite', '-d', 'storage.sqlite',
+                                   '-l', 'storage.log']),
+    ]
+    with open(os.path.join(d, 'nodes.out'), 'wb') as out:  # the children keep their own copies
+        for name, script, args in nodes:
+            procs.start(name, [sys.executable, '-c', 'from neo.scripts.%s import main; main()' % script]
+                        + common + args, cwd=d, stdout=out, stderr=subprocess.STDOUT)
     return '127.0.0.1:%d' % mp
 
 
@@ -285,12 +284,16 @@ def populate(master, ssl):
         db.close()
 
 
-def wait_operational(master, ssl, deadline):
+def wait_operational(procs, master, ssl, deadline):
     """Waits until NEO/py's client can open the database (the cluster is
-    RUNNING), or dies."""
+    RUNNING), or dies: at the deadline, or as soon as a node has exited."""
     code = 'import sys; sys.path[:0] = %r; import neopy; db, st = neopy.open_db(%r, %r); db.close()' % (
         [HERE], master, list(ssl) if ssl else None)
     while True:
+        dead = [p.name for p in procs.procs if p.poll() is not None]
+        if dead:
+            raise SystemExit('interop-neo: %s exited before the cluster at %s was up (see nodes.out)'
+                             % (' and '.join(dead), master))
         left = deadline - time.time()
         if left <= 0:
             raise SystemExit('interop-neo: cluster at %s did not become operational' % master)
@@ -328,8 +331,8 @@ def cmd_run(a):
         plain = start_cluster(procs, os.path.join(run, 'plain'), None)
         tls = start_cluster(procs, os.path.join(run, 'tls'), ssl)
         deadline = time.time() + 30
-        wait_operational(plain, None, deadline)
-        wait_operational(tls, ssl, deadline)
+        wait_operational(procs, plain, None, deadline)
+        wait_operational(procs, tls, ssl, deadline)
         manifest = populate(plain, None)
         path = os.path.join(run, 'manifest.json')
         with open(path, 'w') as f:
@@ -403,7 +406,7 @@ def make_app(ssl):
 def cmd_node_serve(a):
     from neo.lib.connection import ListeningConnection
     from neo.lib.handler import EventHandler
-    from neo.lib.protocol import Packets, Errors, NodeTypes, ZERO_TID
+    from neo.lib.protocol import Packets, Errors, NodeTypes
     from neo.lib.util import p64, u64
 
     app = make_app((a.ca, a.cert, a.key) if a.ca else None)
