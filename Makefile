@@ -6,12 +6,13 @@ FUZZTIME  ?= 10s
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 NEOLINK   := $(CURDIR)/bin/neolink
 
-.PHONY: help build test vet gotest benchtest interop py-deps fuzz generate bench bench-quick soak clean
+.PHONY: help build test vet gotest benchtest interop interop-neo py-deps fuzz generate bench bench-quick soak clean
 
 help:
 	@echo "make build        build bin/neolink"
 	@echo "make test         vet + race tests + bench module tests + Python interop matrix"
 	@echo "make interop      the Go/Python interop matrix (installs python3-msgpack/pytest via apt if root)"
+	@echo "make interop-neo  Go tests against a real NEO/py cluster and neo.lib nodes (needs NEO_PEERS)"
 	@echo "make fuzz         run every fuzz target for FUZZTIME (default $(FUZZTIME))"
 	@echo "make bench        full benchmark suite (-count 6) -> docs/benchmarks.md + plot"
 	@echo "make bench-quick  a short benchmark subset (< 1 min)"
@@ -21,7 +22,7 @@ help:
 build:
 	$(GO) build -o bin/neolink ./cmd/neolink
 
-test: vet gotest benchtest interop
+test: vet gotest benchtest interop interop-neo
 
 vet:
 	$(GO) vet ./...
@@ -36,6 +37,16 @@ benchtest:
 
 interop: build py-deps
 	cd interop/py && NEOLINK_BIN=$(NEOLINK) $(PY) -m pytest -q -p no:cacheprovider
+
+# Real NEO/py: the harness extracts the NEO/py, ZODB and ZConfig tarballs found
+# in NEO_PEERS (or NEOPY_SRC, ZODB_SRC, ZCONFIG_SRC) under build/neopy, starts
+# the clusters and nodes, runs the Go tests of interop/neo against them and
+# stops every process. Without the sources it prints one "skipped" line.
+NEO_PEERS ?= $(CURDIR)/../shared/peers
+
+interop-neo: build
+	$(PY) interop/neo/neopy.py run --peers $(NEO_PEERS) --build-dir build/neopy --neolink $(NEOLINK) -- \
+	  $(GO) test -race -count=1 -timeout 3m ./interop/neo/
 
 # Debian's python3 with python3-msgpack and python3-pytest; PyPI is not used.
 py-deps:

@@ -46,6 +46,8 @@ func commands() []*command {
 		serveCommand(),
 		pingCommand(),
 		decodeCommand(),
+		infoCommand(),
+		loadCommand(),
 		helpCommand(),
 		codecRandomCommand(),
 		codecEchoCommand(),
