@@ -128,6 +128,14 @@ type Config struct {
 	// receive window stayed closed). 0 disables it.
 	WriteTimeout time.Duration
 
+	// PacketTimeout, if positive, takes the link down with ErrPacketTimeout
+	// when a packet whose first bytes have arrived is not complete that long
+	// after: a peer trickling a large packet a byte at a time cannot hold a
+	// link (and the memory of the partial packet) forever. Set it well above
+	// MaxPacketSize divided by the slowest legitimate peer's bandwidth. 0
+	// (the default) disables it.
+	PacketTimeout time.Duration
+
 	// TLS, if set, runs TLS on the connection before the NEO handshake, as
 	// NEO/py does. See TLSConfig for NEO/py-compatible settings.
 	TLS *tls.Config
@@ -203,8 +211,8 @@ func (c *Config) Validate() error {
 		return errors.New("neonet: config: AcceptBacklog must be positive")
 	case c.SendBuffer <= 0:
 		return errors.New("neonet: config: SendBuffer must be positive")
-	case c.WriteTimeout < 0:
-		return errors.New("neonet: config: WriteTimeout must not be negative")
+	case c.WriteTimeout < 0 || c.PacketTimeout < 0:
+		return errors.New("neonet: config: WriteTimeout and PacketTimeout must not be negative")
 	case c.KeepAlive < 0 || (c.KeepAlive > 0 && c.KeepAliveTimeout <= 0):
 		return errors.New("neonet: config: KeepAlive needs a positive KeepAliveTimeout")
 	}

@@ -34,6 +34,9 @@ var (
 	// ErrWriteTimeout: a write to the peer made no progress for
 	// Config.WriteTimeout; the link goes down with this cause.
 	ErrWriteTimeout = errors.New("neonet: write to peer made no progress (peer not reading)")
+	// ErrPacketTimeout: a packet started arriving but was not complete
+	// within Config.PacketTimeout; the link goes down with this cause.
+	ErrPacketTimeout = errors.New("neonet: packet not completed within PacketTimeout (peer stalled or trickling)")
 	// ErrPeerNotTLS: a TLS-configured end received a plain NEO handshake.
 	ErrPeerNotTLS = errors.New("neonet: peer does not use TLS")
 	// ErrUnexpected: a message arrived that the caller did not expect.

@@ -131,6 +131,9 @@ func (l *NodeLink) stopKeepaliveLocked() {
 	if l.ka.timer != nil {
 		l.ka.timer.Stop()
 	}
+	if l.pw.timer != nil {
+		l.pw.timer.Stop()
+	}
 }
 
 // keepalive runs on each keepalive tick.
@@ -199,4 +202,46 @@ func (l *NodeLink) Ping(ctx context.Context) error {
 	}
 	_, err = c.expect(ctx, []proto.Msg{&proto.Pong{}})
 	return err
+}
+
+// packetWatch is the PacketTimeout check, guarded by NodeLink.mu. Bytes read
+// from the socket but not yet routed as whole packets are a partial packet;
+// if that stays so, with no packet completing, for PacketTimeout, the link
+// goes down. It runs on a timer: no goroutine while idle.
+type packetWatch struct {
+	timer  *time.Timer
+	since  int64  // unix nanoseconds a partial packet was first seen; 0 if none
+	routed uint64 // stats.BytesIn when since was set
+}
+
+func (l *NodeLink) startPacketWatch() {
+	if l.cfg.PacketTimeout <= 0 {
+		return
+	}
+	l.mu.Lock()
+	l.pw.timer = time.AfterFunc(l.cfg.PacketTimeout/4, l.packetCheck)
+	l.mu.Unlock()
+}
+
+func (l *NodeLink) packetCheck() {
+	l.mu.Lock()
+	if l.closed || l.downErr != nil {
+		l.mu.Unlock()
+		return
+	}
+	pw := &l.pw
+	partial := uint64(l.rx.bytesRead.Load()) > l.stats.BytesIn
+	now := time.Now().UnixNano()
+	switch {
+	case !partial:
+		pw.since = 0
+	case pw.since == 0 || pw.routed != l.stats.BytesIn:
+		pw.since, pw.routed = now, l.stats.BytesIn
+	case time.Duration(now-pw.since) >= l.cfg.PacketTimeout:
+		l.mu.Unlock()
+		l.fail(ErrPacketTimeout)
+		return
+	}
+	pw.timer.Reset(l.cfg.PacketTimeout / 4)
+	l.mu.Unlock()
 }

@@ -45,6 +45,7 @@ type NodeLink struct {
 	idle      chan struct{} // Shutdown: closed once no Conn is open
 	idleDone  bool
 	ka        keepaliveState // guarded by mu (lifecycle.go)
+	pw        packetWatch    // guarded by mu (lifecycle.go)
 
 	tx txState // the write side (tx.go)
 
@@ -135,6 +136,7 @@ func newLink(nc net.Conn, enc proto.Encoding, role Role, cfg *Config) *NodeLink 
 	l.tx.init(l)
 	l.initRx()
 	l.startKeepalive()
+	l.startPacketWatch()
 	return l
 }
 

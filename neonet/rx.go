@@ -68,7 +68,8 @@ type rxState struct {
 	unsolicited []unsolicited
 	cbRunning   bool // a goroutine runs OnUnsolicitedError callbacks
 
-	lastRead atomic.Int64 // unix nanoseconds of the last byte read; not under mu
+	lastRead  atomic.Int64 // unix nanoseconds of the last byte read; not under mu
+	bytesRead atomic.Int64 // bytes read from the socket; not under mu
 }
 
 // reserveWindow is how long a released baton stays free for a goroutine
@@ -175,8 +176,11 @@ type linkReader struct{ l *NodeLink }
 
 func (r linkReader) Read(b []byte) (int, error) {
 	n, err := r.l.nc.Read(b)
-	if n > 0 && r.l.cfg.KeepAlive > 0 {
-		r.l.rx.lastRead.Store(time.Now().UnixNano())
+	if n > 0 {
+		r.l.rx.bytesRead.Add(int64(n))
+		if r.l.cfg.KeepAlive > 0 {
+			r.l.rx.lastRead.Store(time.Now().UnixNano())
+		}
 	}
 	return n, err
 }
