@@ -88,18 +88,12 @@ type tputSetup func(e *env, size, n int) (send func(i int) error, finish func() 
 // worker, each on its own stream, with round trips of shape sh.
 type parSetup func(e *env, workers int, sh shape) []rttFunc
 
-// idleSetup prepares one variant of BenchmarkIdleLinks for n link pairs: it
-// listens and allocates what the benchmark needs to hold the pairs, and
-// returns open, which opens the n pairs and makes one round trip on each,
-// leaving them open and idle. Everything is closed at e's teardown.
-type idleSetup func(e *env, n int) (open func() error)
-
 // Variant registries, filled by init functions of the transport files.
 var (
 	rttVariants        = map[string]rttSetup{}
 	throughputVariants = map[string]tputSetup{}
 	parallelVariants   = map[string]parSetup{}
-	idleVariants       = map[string]idleSetup{}
+	idleVariants       = map[string]*idleVariant{}
 )
 
 // BenchmarkRTT measures one request/reply round trip: 32 bytes each way, or

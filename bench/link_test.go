@@ -49,7 +49,7 @@ func init() {
 		}
 	}
 	rttVariants["link-N-pipe-ask"] = func(e *env) rttFunc { return linkAskRTT(e, proto.EncodingN, true, small) }
-	idleVariants["link-N"] = func(e *env, n int) func() error { return linkIdle(e, proto.EncodingN, n) }
+	idleVariants["link-N"] = linkIdle(proto.EncodingN)
 }
 
 // linkConfig is the default configuration with encoding enc.
@@ -444,85 +444,77 @@ func linkParallel(e *env, enc proto.Encoding, workers int, sh shape) []rttFunc {
 	return rts
 }
 
-// linkIdle is the NodeLink variant of BenchmarkIdleLinks: n links dialed
-// to one LinkListener. The round trip on each is a Conn the client opens
-// with an AskObject that the server accepts and answers (32 bytes of Data),
-// after which both ends close the Conn; one goroutine drives both ends.
-func linkIdle(e *env, enc proto.Encoding, n int) func() error {
-	ll, err := neonet.ListenLink("tcp", "127.0.0.1:0", linkConfig(enc))
-	if err != nil {
-		e.fatalf("listen: %v", err)
-	}
-	e.closeOnTeardown(ll)
-	h := newHolder(e, 2*n)
-	// A goroutine accepts, so that a listener that handshakes in Accept
-	// itself cannot deadlock the dials; it ends after n links.
-	accepted := make(chan *neonet.NodeLink, n)
-	e.serve("link idle accept", func() error {
-		defer close(accepted)
-		for range n {
-			l, err := ll.Accept()
+// linkIdle is the NodeLink variant of BenchmarkIdleLinks: links dialed to
+// one LinkListener. The round trip on each is a Conn the dialer opens with
+// AskObject{OID}, answered with AnswerObject (32 bytes of Data) and then
+// closed at both ends.
+func linkIdle(enc proto.Encoding) *idleVariant {
+	return &idleVariant{
+		listen: func(e *env, n int, h *holder) (string, func() error) {
+			ll, err := neonet.ListenLink("tcp", "127.0.0.1:0", linkConfig(enc))
 			if err != nil {
-				return err
+				e.fatalf("listen: %v", err)
 			}
-			accepted <- l
-		}
-		return nil
-	})
-	req, got, ans := &proto.AskObject{}, &proto.AnswerObject{}, newAnswer(payloadSize)
-	return func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), runLimit)
-		defer cancel()
-		for i := range n {
-			cli, err := neonet.DialLink(ctx, "tcp", ll.Addr().String(), linkConfig(enc))
-			if err != nil {
-				return fmt.Errorf("dial %d: %w", i, err)
+			e.closeOnTeardown(ll)
+			return ll.Addr().String(), func() error {
+				ans := newAnswer(payloadSize)
+				for i := range n {
+					l, err := ll.Accept()
+					if err != nil {
+						return err
+					}
+					h.add(l)
+					if err := answerOneConn(l, ans); err != nil {
+						return fmt.Errorf("link %d: %w", i, err)
+					}
+				}
+				return nil
 			}
-			h.add(cli)
-			srv, ok := <-accepted
-			if !ok {
-				return fmt.Errorf("accept %d: the listener stopped", i)
+		},
+		dial: func(addr string, n int, h *holder) error {
+			ctx, cancel := context.WithTimeout(context.Background(), runLimit)
+			defer cancel()
+			req, got := &proto.AskObject{}, &proto.AnswerObject{}
+			for i := range n {
+				l, err := neonet.DialLink(ctx, "tcp", addr, linkConfig(enc))
+				if err != nil {
+					return fmt.Errorf("dial %d: %w", i, err)
+				}
+				h.add(l)
+				c, err := l.NewConn()
+				if err != nil {
+					return err
+				}
+				req.OID = proto.Oid(i + 1)
+				err = c.Ask(req, got)
+				c.Close()
+				if err == nil {
+					err = checkAnswer(got, req.OID, payloadSize)
+				}
+				if err != nil {
+					return fmt.Errorf("link %d: %w", i, err)
+				}
 			}
-			h.add(srv)
-			if err := linkIdleRoundTrip(cli, srv, req, got, ans, proto.Oid(i+1)); err != nil {
-				return fmt.Errorf("link pair %d: %w", i, err)
-			}
-		}
-		return nil
+			return nil
+		},
 	}
 }
 
-// linkIdleRoundTrip asks AskObject{oid} on a new Conn of cli, answers it on
-// srv and checks the answer, then closes the Conn at both ends.
-func linkIdleRoundTrip(cli, srv *neonet.NodeLink, req *proto.AskObject, got, ans *proto.AnswerObject, oid proto.Oid) error {
-	c, err := cli.NewConn()
+// answerOneConn accepts one Conn on l, answers its AskObject and closes it.
+func answerOneConn(l *neonet.NodeLink, ans *proto.AnswerObject) error {
+	c, err := l.Accept()
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	req.OID = oid
-	if err := c.Send(req); err != nil {
-		return err
-	}
-	sc, err := srv.Accept()
-	if err != nil {
-		return err
-	}
-	defer sc.Close()
-	msg, err := sc.Recv()
+	msg, err := c.Recv()
 	if err == nil {
 		err = answer(ans, msg)
 	}
 	if err == nil {
-		err = sc.Send(ans)
+		err = c.Send(ans)
 	}
-	if err != nil {
-		return err
-	}
-	if _, err := c.Expect(got); err != nil {
-		return err
-	}
-	return checkAnswer(got, oid, payloadSize)
+	return err
 }
 
 // BenchmarkIdleConnMemory opens 10,000 Conns on one link (one op opens all of
