@@ -2,9 +2,9 @@
 # Runs neolink's benchmark suite and reports it.
 #
 #   bench/run.sh         full: 6 passes, each running every benchmark once
-#                        (-count 1, -benchtime 400ms), then BenchmarkIdleLinks
+#                        (-count 1, -benchtime 250ms), then BenchmarkIdleLinks
 #                        3 times (one op each: 10,000 link pairs per variant);
-#                        about 3.5 minutes on 2 cores. Raw output in
+#                        about 3 minutes on 2 cores. Raw output in
 #                        bench/results/full.txt (kept: benchstat can compare a
 #                        later run with it), report in docs/benchmarks.md and
 #                        docs/bench-rtt.svg, benchstat's summary included.
@@ -16,7 +16,7 @@
 #
 # Environment: BENCH_TAGS=nolinkbench leaves out the NodeLink variants (for
 # use while neonet does not build); BENCH_COUNT overrides the number of full
-# passes (6), BENCH_TIME their -benchtime (400ms).
+# passes (6), BENCH_TIME their -benchtime (250ms).
 # Everything runs on 127.0.0.1. Exits non-zero if a benchmark fails.
 # benchstat is pinned in bench/go.mod (a tool directive) and run with
 # `go tool benchstat`: no network is needed once the module cache is warm.
@@ -44,7 +44,7 @@ full)
 	# variants then alternate in time, so a slow drift of the machine's load
 	# spreads over all of them instead of skewing the ratios.
 	count=${BENCH_COUNT:-6}
-	benchtime=${BENCH_TIME:-400ms}
+	benchtime=${BENCH_TIME:-250ms}
 	out=results/full.txt
 	start=$SECONDS
 	: >"$out"

@@ -96,7 +96,7 @@ func run(args []string, stdin io.Reader, stdout io.Writer) error {
 	if *svgPath != "" {
 		var chart strings.Builder
 		m := opt.Machine
-		sub := fmt.Sprintf("%s, %d cores, %s, %s; median of %s runs", m.CPU, m.Cores, m.Go, m.Date, runsSummary(res))
+		sub := fmt.Sprintf("%s, %d cores, %s, %s; median of %s runs", m.CPU, m.Cores, m.Go, m.Date, runsSummaryOf(res, GroupRTT.Members(res)))
 		if err := WriteRTTChart(&chart, res, sub); err != nil {
 			return err
 		}

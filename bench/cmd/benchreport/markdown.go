@@ -273,9 +273,12 @@ func statusCell(st Status) string {
 
 // runsSummary is "6" when every benchmark ran the same number of times,
 // else "3–6".
-func runsSummary(res *Results) string {
+func runsSummary(res *Results) string { return runsSummaryOf(res, res.Order) }
+
+// runsSummaryOf is runsSummary over the benchmarks names.
+func runsSummaryOf(res *Results, names []string) string {
 	var counts []int
-	for _, n := range res.Order {
+	for _, n := range names {
 		if c := res.Runs(n, "ns/op"); c > 0 {
 			counts = append(counts, c)
 		}
