@@ -49,7 +49,7 @@ full)
 	start=$SECONDS
 	: >"$out"
 	for ((pass = 1; pass <= count; pass++)); do
-		echo "# pass $pass of $count" >&2
+		echo "# pass $pass of $count ($((SECONDS - start)) s so far)" >&2
 		"$bin/bench.test" -test.run '^$' -test.bench "$timed" -test.benchmem \
 			-test.count 1 -test.benchtime "$benchtime" -test.timeout 20m | tee -a "$out"
 	done

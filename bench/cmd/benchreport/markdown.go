@@ -128,7 +128,9 @@ func WriteMarkdown(w io.Writer, res *Results, opt Options) error {
 		measured, st := t.Eval(res)
 		p("| %s | %s | %s |\n", t.Desc, measured, statusCell(st))
 	}
-	p("\nRatios are of medians: time per round trip for RTT, MB/s and round trips/s for the others.\n\n")
+	p("\nRatios compare time per round trip for RTT, MB/s and round trips/s for the others. Each is the median of " +
+		"the per-pass ratios (every pass runs a variant and its reference seconds apart), so that a change of the " +
+		"machine's load between passes does not skew it; the tables' medians are over all runs.\n\n")
 
 	if rows := GroupRTT.Members(res); len(rows) > 0 {
 		p("## Round trip (BenchmarkRTT)\n\n")

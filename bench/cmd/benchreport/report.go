@@ -49,19 +49,31 @@ func members(res *Results, prefix string) []string {
 	return names
 }
 
-// Ratio returns median(name)/median(Base) of the group's unit: for RTT a
-// time ratio (1.10 = 10% slower than the reference), for rates a rate ratio
-// (0.90 = 10% less throughput). ok is false if either median is missing or
-// the base is zero.
+// Ratio returns the ratio of name to the group's Base in the group's unit
+// (see RatioTo): for RTT a time ratio (1.10 = 10% slower than the
+// reference), for rates a rate ratio (0.90 = 10% less throughput).
 func (g Group) Ratio(res *Results, name string) (float64, bool) { return g.RatioTo(res, name, g.Base) }
 
-// RatioTo is Ratio against the benchmark base instead of the group's Base.
+// RatioTo returns the ratio of benchmark name to benchmark base in the
+// group's unit. When both ran the same number of times — bench/run.sh runs
+// each benchmark once per pass, so run i of each is from pass i, seconds
+// apart — it is the median of the per-run ratios, which a drift of the
+// machine's load between passes does not skew; otherwise it is the ratio of
+// the medians. ok is false if either has no runs or a base value is zero.
 func (g Group) RatioTo(res *Results, name, base string) (float64, bool) {
-	v, ok1 := res.Median(name, g.Unit)
-	b, ok2 := res.Median(base, g.Unit)
-	if !ok1 || !ok2 || b == 0 {
+	vs, bs := res.Values(name, g.Unit), res.Values(base, g.Unit)
+	if len(vs) == 0 || len(bs) == 0 || slices.Contains(bs, 0) {
 		return 0, false
 	}
+	if len(vs) == len(bs) {
+		rs := make([]float64, len(vs))
+		for i := range vs {
+			rs[i] = vs[i] / bs[i]
+		}
+		return median(rs)
+	}
+	v, _ := median(vs)
+	b, _ := median(bs)
 	return v / b, true
 }
 

@@ -192,6 +192,20 @@ func TestRatios(t *testing.T) {
 	if r, ok := GroupParallel.Ratio(res, "Parallel64/link-N"); !ok || !near(r, 0.9) {
 		t.Errorf("parallel ratio %v %v", r, ok)
 	}
+	// Equal run counts: the median of per-run ratios, not the ratio of
+	// medians (20/15 here).
+	paired := NewResults()
+	_ = paired.Parse(strings.NewReader("BenchmarkRTT/tcp-direct-2 1 10 ns/op\nBenchmarkRTT/x-2 1 10 ns/op\n" +
+		"BenchmarkRTT/tcp-direct-2 1 40 ns/op\nBenchmarkRTT/x-2 1 20 ns/op\n" +
+		"BenchmarkRTT/tcp-direct-2 1 15 ns/op\nBenchmarkRTT/x-2 1 30 ns/op\n"))
+	if r, ok := GroupRTT.Ratio(paired, "RTT/x"); !ok || r != 1 {
+		t.Errorf("paired ratio %v %v, want 1", r, ok)
+	}
+	zero := NewResults()
+	_ = zero.Parse(strings.NewReader("BenchmarkRTT/tcp-direct-2 1 0 ns/op\nBenchmarkRTT/x-2 1 10 ns/op\n"))
+	if _, ok := GroupRTT.Ratio(zero, "RTT/x"); ok {
+		t.Error("ratio to a zero base")
+	}
 	if _, ok := GroupRTT.Ratio(res, "RTT/missing"); ok {
 		t.Error("ratio of a missing benchmark")
 	}
