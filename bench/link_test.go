@@ -2,19 +2,21 @@
 
 package bench
 
-// NodeLink variants. Everything that touches the neonet/proto API is in this
+// NodeLink variants. Everything that touches the neonet API is in this
 // file, so API drift is fixed here alone; build with -tags nolinkbench to run
-// the other variants while neonet does not compile.
+// the other variants while neonet does not compile. (wire_test.go uses proto,
+// not neonet, to size the TCP variants' packets.)
 //
 // Messages are real proto messages. A round trip is
-// AskObject{OID: i+1} → AnswerObject{OID: i+1, Serial: i+1, Data: 32 bytes
-// stamped i+1 then pattern}; the client checks OID, Serial, Data length and
-// content. Throughput: the client Sends the notification AddObject{OID: i+1,
-// Data: 1 MiB stamped i+1 at both ends} n times on one Conn; the server Recvs
-// and checks each, and the timing ends with an Ask(AskObject{OID: n}) that the
-// server answers once it has checked all n. (AddObject, not AnswerObject: an
-// unsolicited answer is misrouted on M links, whose routing follows NEO/py's
-// answer bit; a notification is the message NEO sends one way.)
+// AskObject{OID: i+1} → AnswerObject{OID: i+1, Serial: i+1, Data: 32 bytes,
+// or 4 KiB in the *-4KiB variants, stamped i+1 then pattern}; the client
+// checks OID, Serial, Data length and content. Throughput: the client Sends
+// the notification AddObject{OID: i+1, Data: 1 MiB or 64 KiB stamped i+1 at
+// both ends} n times on one Conn; the server Recvs and checks each, and the
+// timing ends with an Ask(AskObject{OID: n}) that the server answers once it
+// has checked all n. (AddObject, not AnswerObject: an unsolicited answer is
+// misrouted on M links, whose routing follows NEO/py's answer bit; a
+// notification is the message NEO sends one way.)
 
 import (
 	"context"
