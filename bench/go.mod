@@ -8,6 +8,9 @@ require (
 	github.com/xtaci/smux v1.5.56
 )
 
+// benchstat and what it imports, pinned for the tool directive below:
+// bench/run.sh runs `go tool benchstat`, which needs no network once the
+// module cache holds these.
 require (
 	github.com/aclements/go-moremath v0.0.0-20210112150236-f10218a38794 // indirect
 	golang.org/x/perf v0.0.0-20260908200009-22c9c6c9d4da // indirect
