@@ -13,7 +13,7 @@ help:
 	@echo "make interop      the Go/Python interop matrix (installs python3-msgpack/pytest via apt if root)"
 	@echo "make fuzz         run every fuzz target for FUZZTIME (default $(FUZZTIME))"
 	@echo "make bench        full benchmark suite (6 passes + IdleLinks, about 3 min) -> docs/benchmarks.md + plot"
-	@echo "make bench-quick  every benchmark once, briefly (about 20 s); prints the targets"
+	@echo "make bench-quick  every benchmark once, briefly (15–20 s); prints the targets"
 	@echo "make soak         long randomized stress run with -race (not part of test)"
 	@echo "make generate     regenerate proto/zcatalog.go from the schema"
 

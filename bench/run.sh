@@ -9,7 +9,7 @@
 #                        later run with it), report in docs/benchmarks.md and
 #                        docs/bench-rtt.svg, benchstat's summary included.
 #   bench/run.sh quick   every benchmark but IdleLinks once, -benchtime 100ms
-#                        (about 20 s); raw output in bench/results/quick.txt,
+#                        (15–20 s); raw output in bench/results/quick.txt,
 #                        a brief report (targets and tables) printed, docs
 #                        untouched. Quick numbers are rough: use them to see
 #                        that everything runs, not to judge a target.
