@@ -3,7 +3,6 @@
 GO        ?= go
 PY        ?= /usr/bin/python3
 FUZZTIME  ?= 10s
-GOBIN     := $(shell $(GO) env GOPATH)/bin
 NEOLINK   := $(CURDIR)/bin/neolink
 
 .PHONY: help build test vet gotest benchtest interop interop-neo py-deps fuzz generate bench bench-quick soak clean
@@ -14,8 +13,8 @@ help:
 	@echo "make interop      the Go/Python interop matrix (installs python3-msgpack/pytest via apt if root)"
 	@echo "make interop-neo  Go tests against a real NEO/py cluster and neo.lib nodes (needs NEO_PEERS)"
 	@echo "make fuzz         run every fuzz target for FUZZTIME (default $(FUZZTIME))"
-	@echo "make bench        full benchmark suite (-count 6) -> docs/benchmarks.md + plot"
-	@echo "make bench-quick  a short benchmark subset (< 1 min)"
+	@echo "make bench        full benchmark suite (6 passes + IdleLinks, about 3 min) -> docs/benchmarks.md + plot"
+	@echo "make bench-quick  every benchmark once, briefly (15–20 s); prints the targets"
 	@echo "make soak         long randomized stress run with -race (not part of test)"
 	@echo "make generate     regenerate proto/zcatalog.go from the schema"
 
@@ -68,11 +67,11 @@ fuzz:
 generate:
 	$(GO) generate ./...
 
-$(GOBIN)/benchstat:
-	$(GO) install golang.org/x/perf/cmd/benchstat@latest
-
-bench: $(GOBIN)/benchstat
-	PATH="$(GOBIN):$$PATH" bash bench/run.sh
+# benchstat is pinned in bench/go.mod (tool directive) and run by the report
+# tool as `go tool benchstat`: nothing to install, no network once the module
+# cache is warm.
+bench:
+	bash bench/run.sh
 
 bench-quick:
 	bash bench/run.sh quick

@@ -1,16 +1,25 @@
-// Package bench is neolink's benchmark suite: the cost of one request/reply
-// round trip, one-way throughput of 1 MiB messages, 64 concurrent streams, and
-// the memory of an idle Conn, for NodeLink and for reference transports (plain
-// TCP, net.Pipe, hashicorp/yamux, xtaci/smux), all over loopback.
+// Package bench is neolink's benchmark suite, for NodeLink and for reference
+// transports (plain TCP, net.Pipe, hashicorp/yamux, xtaci/smux), all over
+// loopback:
 //
-// It is a module of its own so that yamux and smux never enter neolink's
-// module graph. Everything lives in _test.go files:
+//   - BenchmarkRTT: one request/reply round trip, with the server written
+//     the ways real servers are (inline, an Accept loop with a goroutine per
+//     Conn, a goroutine per request, a Conn per request) and with 4 KiB
+//     answers, each next to the TCP server of the same shape;
+//   - BenchmarkThroughput1MiB, BenchmarkThroughput64KiB: one-way throughput;
+//   - BenchmarkParallel64, BenchmarkParallel64_4KiB: 64 concurrent streams;
+//   - BenchmarkIdleLinks: heap and goroutines of 10,000 idle link pairs;
+//   - BenchmarkIdleConnMemory: heap of 10,000 idle Conns on one link.
+//
+// It is a module of its own so that yamux, smux and benchstat never enter
+// neolink's module graph. The benchmarks live in _test.go files:
 //
 //	cd bench && go test -run '^$' -bench . -benchmem
 //
 // and `go test` alone runs each variant for a few operations as a smoke test.
-// run.sh runs the full suite (-count 6) and turns the output into
-// docs/benchmarks.md with cmd/benchreport; `run.sh quick` is a sub-minute
-// subset. The NodeLink variants live in link_test.go; building with
-// `-tags nolinkbench` leaves them out, for use while neonet does not compile.
+// run.sh runs the full suite (6 passes of -count 1 each, then IdleLinks 3
+// times) and turns the output into docs/benchmarks.md with cmd/benchreport;
+// `run.sh quick` runs every benchmark but IdleLinks once, briefly. The
+// NodeLink variants live in link_test.go; building with `-tags nolinkbench`
+// leaves them out, for use while neonet does not compile.
 package bench

@@ -8,6 +8,14 @@ require (
 	github.com/xtaci/smux v1.5.56
 )
 
+// benchstat and what it imports, pinned for the tool directive below:
+// bench/run.sh runs `go tool benchstat`, which needs no network once the
+// module cache holds these.
+require (
+	github.com/aclements/go-moremath v0.0.0-20210112150236-f10218a38794 // indirect
+	golang.org/x/perf v0.0.0-20260908200009-22c9c6c9d4da // indirect
+)
+
 // Modules that neolink's packages import, listed so that this module builds
 // against the replaced parent without `go mod tidy`.
 require (
@@ -18,3 +26,5 @@ require (
 )
 
 replace github.com/neolink/neolink => ../
+
+tool golang.org/x/perf/cmd/benchstat

@@ -16,33 +16,63 @@ import (
 // Sizes and limits shared by every variant.
 const (
 	payloadSize     = 32               // bytes of one RTT request and of its reply
-	bigSize         = 1 << 20          // bytes of one throughput message
+	answer4KiB      = 4 << 10          // Data bytes of a NodeLink answer in the *-4KiB variants
+	size1MiB        = 1 << 20          // bytes of one BenchmarkThroughput1MiB message
+	size64KiB       = 64 << 10         // bytes of one BenchmarkThroughput64KiB message
 	parallelWorkers = 64               // concurrent streams in BenchmarkParallel64
 	idleConns       = 10000            // Conns opened by BenchmarkIdleConnMemory
+	idleLinkPairs   = 10000            // link pairs opened by BenchmarkIdleLinks
 	setupLimit      = 10 * time.Second // listen + dial + handshake
 	runLimit        = 3 * time.Minute  // one benchmark run; then its connections are closed
 	teardownLimit   = 10 * time.Second // for server goroutines to end after teardown
+	warmUpTime      = 100 * time.Millisecond
 )
 
 // pattern fills every payload after its 8-byte sequence-number stamp, so a
 // reply is checked in full: stamp and pattern.
 var pattern = func() []byte {
-	p := make([]byte, bigSize)
+	p := make([]byte, size1MiB)
 	for i := range p {
 		p[i] = byte(i*7 + 1)
 	}
 	return p
 }()
 
+// shape is the size of one round trip. NodeLink variants answer with an
+// AnswerObject carrying data bytes of Data; byte-stream variants (TCP,
+// net.Pipe, yamux, smux) write a request of req bytes and read a reply of
+// resp bytes.
+type shape struct {
+	data      int
+	req, resp int
+}
+
+// The two round-trip shapes. small is the classic 32-byte ping-pong. With
+// answers4KiB the stream variants carry exactly the bytes of the N-framed
+// AskObject and AnswerObject packets with 4 KiB of Data, so that TCP and
+// NodeLink move the same bytes (see wire_test.go).
+var (
+	small       = shape{data: payloadSize, req: payloadSize, resp: payloadSize}
+	answers4KiB = shape{data: answer4KiB, req: askPacketSizeN(), resp: answerPacketSizeN(answer4KiB)}
+)
+
 // Canonical variant order: the order of the sub-benchmarks and of the report.
 var (
+	// Each NodeLink variant follows the TCP server it is held to, so that the
+	// two run seconds apart in every pass.
 	rttOrder = []string{
-		"tcp-direct", "tcp-serverecv", "pipe-direct",
-		"link-N-ask", "link-M-ask", "link-N-ask1", "link-M-ask1", "link-N-pipe-ask",
+		"tcp-direct", "link-N-ask", "link-M-ask", "link-N-ask1", "link-M-ask1",
+		"link-N-ask-acceptloop", "link-M-ask-acceptloop",
+		"tcp-serverecv", "tcp-goperreq",
+		"link-N-ask1-go", "link-M-ask1-go", "link-N-connperreq", "link-M-connperreq",
+		"tcp-direct-4KiB", "link-N-ask-4KiB", "link-M-ask-4KiB",
+		"pipe-direct", "link-N-pipe-ask",
 		"yamux-stream", "yamux-stream-per-req", "smux-stream", "smux-stream-per-req",
 	}
-	throughputOrder = []string{"tcp", "link-N", "link-M", "yamux", "smux"}
-	parallelOrder   = []string{"tcp-64conns", "link-N", "link-M", "yamux", "smux"}
+	throughput1MiBOrder  = []string{"tcp", "link-N", "link-M", "yamux", "smux"}
+	throughput64KiBOrder = []string{"tcp", "link-N", "link-M"}
+	parallelOrder        = []string{"tcp-64conns", "link-N", "link-M", "yamux", "smux"}
+	idleOrder            = []string{"tcp", "link-N", "yamux", "smux"}
 )
 
 // rttFunc performs round trip number i (a request stamped with i+1) and checks
@@ -52,24 +82,27 @@ type rttFunc func(i int) error
 // rttSetup connects one variant for BenchmarkRTT and returns its round trip.
 type rttSetup func(e *env) rttFunc
 
-// tputSetup connects one variant for BenchmarkThroughput1MiB that will carry
-// n messages: send transmits message i (0 <= i < n); finish returns once the
-// receiver has checked all n of them.
-type tputSetup func(e *env, n int) (send func(i int) error, finish func() error)
+// tputSetup connects one variant for a throughput benchmark that will carry
+// n messages of size bytes: send transmits message i (0 <= i < n); finish
+// returns once the receiver has checked all n of them.
+type tputSetup func(e *env, size, n int) (send func(i int) error, finish func() error)
 
 // parSetup connects one variant for BenchmarkParallel64: one rttFunc per
-// worker, each on its own stream.
-type parSetup func(e *env, workers int) []rttFunc
+// worker, each on its own stream, with round trips of shape sh.
+type parSetup func(e *env, workers int, sh shape) []rttFunc
 
 // Variant registries, filled by init functions of the transport files.
 var (
 	rttVariants        = map[string]rttSetup{}
 	throughputVariants = map[string]tputSetup{}
 	parallelVariants   = map[string]parSetup{}
+	idleVariants       = map[string]*idleVariant{}
 )
 
-// BenchmarkRTT measures one request/reply round trip of a 32-byte payload.
+// BenchmarkRTT measures one request/reply round trip: 32 bytes each way, or
+// a 4 KiB answer for the *-4KiB variants.
 func BenchmarkRTT(b *testing.B) {
+	warmUp(b)
 	for _, name := range rttOrder {
 		setup := rttVariants[name]
 		if setup == nil {
@@ -90,18 +123,38 @@ func BenchmarkRTT(b *testing.B) {
 	}
 }
 
+// warmUp runs TCP round trips untimed for warmUpTime, so that the first
+// variant measured in a fresh process (tcp-direct, the reference of most
+// RTT targets) does not pay for the process's start: its first run was
+// consistently slower than its second in the same process.
+func warmUp(b *testing.B) {
+	e := startEnv(b)
+	defer e.teardown()
+	rt := rttVariants["tcp-direct"](e)
+	for i, t0 := 0, time.Now(); time.Since(t0) < warmUpTime; i++ {
+		if err := rt(i); err != nil {
+			b.Fatalf("warm-up round trip %d: %v", i, err)
+		}
+	}
+}
+
 // BenchmarkThroughput1MiB sends 1 MiB messages back to back in one direction.
 // The timing ends when the receiver has read and checked the last one.
-func BenchmarkThroughput1MiB(b *testing.B) {
-	for _, name := range throughputOrder {
+func BenchmarkThroughput1MiB(b *testing.B) { benchThroughput(b, size1MiB, throughput1MiBOrder) }
+
+// BenchmarkThroughput64KiB is BenchmarkThroughput1MiB with 64 KiB messages.
+func BenchmarkThroughput64KiB(b *testing.B) { benchThroughput(b, size64KiB, throughput64KiBOrder) }
+
+func benchThroughput(b *testing.B, size int, order []string) {
+	for _, name := range order {
 		setup := throughputVariants[name]
 		if setup == nil {
 			continue
 		}
 		b.Run(name, func(b *testing.B) {
 			e := newEnv(b)
-			send, finish := setup(e, b.N)
-			b.SetBytes(bigSize)
+			send, finish := setup(e, size, b.N)
+			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
@@ -117,10 +170,17 @@ func BenchmarkThroughput1MiB(b *testing.B) {
 	}
 }
 
-// BenchmarkParallel64 runs round trips from 64 goroutines, each on its own
-// stream, b.N in total. It reports round trips per second (rt/s) and the
-// median and 99th percentile round-trip time in microseconds.
-func BenchmarkParallel64(b *testing.B) {
+// BenchmarkParallel64 runs round trips of 32 bytes each way from 64
+// goroutines, each on its own stream, b.N in total. It reports round trips
+// per second (rt/s) and the median and 99th percentile round-trip time in
+// microseconds.
+func BenchmarkParallel64(b *testing.B) { benchParallel(b, small) }
+
+// BenchmarkParallel64_4KiB is BenchmarkParallel64 with 4 KiB answers. (A Go
+// benchmark name cannot contain "-", hence the underscore.)
+func BenchmarkParallel64_4KiB(b *testing.B) { benchParallel(b, answers4KiB) }
+
+func benchParallel(b *testing.B, sh shape) {
 	for _, name := range parallelOrder {
 		setup := parallelVariants[name]
 		if setup == nil {
@@ -128,7 +188,7 @@ func BenchmarkParallel64(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			e := newEnv(b)
-			rts := setup(e, parallelWorkers)
+			rts := setup(e, parallelWorkers, sh)
 			b.ReportAllocs()
 			lat, _, err := runParallel(e, rts, b.N, b.ResetTimer)
 			b.StopTimer()
@@ -211,20 +271,21 @@ func checkPayload(p []byte, size int, seq uint64) error {
 	return nil
 }
 
-// newBig returns a 1 MiB message buffer filled with pattern.
-func newBig() []byte { return slices.Clone(pattern) }
+// newMessage returns a size-byte message buffer filled with pattern.
+func newMessage(size int) []byte { return slices.Clone(pattern[:size]) }
 
-// stampBig stamps a 1 MiB message at both ends.
-func stampBig(p []byte, seq uint64) {
+// stampMessage stamps a throughput message at both ends.
+func stampMessage(p []byte, seq uint64) {
 	binary.BigEndian.PutUint64(p, seq)
 	binary.BigEndian.PutUint64(p[len(p)-8:], seq)
 }
 
-// checkBig checks the length and both stamps of a 1 MiB message (not every
-// byte: that would cost a memory compare per message in every variant).
-func checkBig(p []byte, seq uint64) error {
-	if len(p) != bigSize {
-		return fmt.Errorf("message of %d bytes, want %d", len(p), bigSize)
+// checkMessage checks the length and both stamps of a throughput message
+// (not every byte: that would cost a memory compare per message in every
+// variant).
+func checkMessage(p []byte, size int, seq uint64) error {
+	if len(p) != size {
+		return fmt.Errorf("message of %d bytes, want %d", len(p), size)
 	}
 	if h, t := binary.BigEndian.Uint64(p), binary.BigEndian.Uint64(p[len(p)-8:]); h != seq || t != seq {
 		return fmt.Errorf("message stamped %d…%d, want %d", h, t, seq)
@@ -256,12 +317,19 @@ type env struct {
 // newEnv starts an env for the run tb and registers its teardown.
 func newEnv(tb testing.TB) *env {
 	tb.Helper()
+	e := startEnv(tb)
+	tb.Cleanup(e.teardown)
+	return e
+}
+
+// startEnv starts an env whose caller calls teardown itself (once), for
+// benchmarks that set up and tear down several times in one run.
+func startEnv(tb testing.TB) *env {
 	e := &env{tb: tb, baseline: runtime.NumGoroutine()}
 	e.watchdog = time.AfterFunc(runLimit, func() {
 		e.timedOut.Store(true)
 		e.shutdown()
 	})
-	tb.Cleanup(e.teardown)
 	return e
 }
 
@@ -306,15 +374,24 @@ func (e *env) serve(what string, f func() error) {
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		if err := f(); err != nil && !e.closing.Load() {
-			e.mu.Lock()
-			if e.serveErr == nil {
-				e.serveErr = fmt.Errorf("%s: %w", what, err)
-			}
-			e.mu.Unlock()
-			e.shutdown()
+		if err := f(); err != nil {
+			e.fail(what, err)
 		}
 	}()
+}
+
+// fail records a server error, as serve does for its goroutine's: before
+// teardown it fails the run and shuts e down.
+func (e *env) fail(what string, err error) {
+	if e.closing.Load() {
+		return
+	}
+	e.mu.Lock()
+	if e.serveErr == nil {
+		e.serveErr = fmt.Errorf("%s: %w", what, err)
+	}
+	e.mu.Unlock()
+	e.shutdown()
 }
 
 // fatalf fails the run during setup.

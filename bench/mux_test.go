@@ -2,6 +2,7 @@ package bench
 
 import (
 	"io"
+	"net"
 
 	"github.com/hashicorp/yamux"
 	"github.com/xtaci/smux"
@@ -17,69 +18,74 @@ import (
 type session interface {
 	open() (io.ReadWriteCloser, error)
 	accept() (io.ReadWriteCloser, error)
+	Close() error
 }
 
-var muxes = []struct {
-	name string
-	pair func(e *env) (cli, srv session)
-}{
-	{"yamux", yamuxPair},
-	{"smux", smuxPair},
+// mux is one multiplexer library: it makes the client and server sessions
+// over a connection.
+type mux struct {
+	name           string
+	client, server func(net.Conn) (session, error)
+}
+
+var muxes = []mux{
+	{"yamux", yamuxClient, yamuxServer},
+	{"smux", smuxClient, smuxServer},
 }
 
 func init() {
 	for _, m := range muxes {
 		rttVariants[m.name+"-stream"] = func(e *env) rttFunc {
-			cli, srv := m.pair(e)
-			e.serve(m.name+" echo", func() error {
+			cli, srv := muxPair(e, m)
+			e.serve(m.name+" server", func() error {
 				s, err := srv.accept()
 				if err != nil {
 					return err
 				}
-				return echo(s)
+				return serveStream(s, small)
 			})
-			return streamRTT(openStream(e, m.name, cli))
+			return streamRTT(openStream(e, m.name, cli), small)
 		}
 		rttVariants[m.name+"-stream-per-req"] = func(e *env) rttFunc {
-			cli, srv := m.pair(e)
+			cli, srv := muxPair(e, m)
 			e.serve(m.name+" accept", func() error {
 				for {
 					s, err := srv.accept()
 					if err != nil {
 						return err
 					}
-					if err := echoOnce(s); err != nil {
+					if err := serveOnce(s); err != nil {
 						return err
 					}
 				}
 			})
 			return perRequestRTT(cli.open)
 		}
-		throughputVariants[m.name] = func(e *env, n int) (func(int) error, func() error) {
-			cli, srv := m.pair(e)
+		throughputVariants[m.name] = func(e *env, size, n int) (func(int) error, func() error) {
+			cli, srv := muxPair(e, m)
 			e.serve(m.name+" sink", func() error {
 				s, err := srv.accept()
 				if err != nil {
 					return err
 				}
-				return sink(s, n)
+				return sink(s, size, n)
 			})
-			return streamThroughput(openStream(e, m.name, cli), n)
+			return streamThroughput(openStream(e, m.name, cli), size, n)
 		}
-		parallelVariants[m.name] = func(e *env, workers int) []rttFunc {
-			cli, srv := m.pair(e)
+		parallelVariants[m.name] = func(e *env, workers int, sh shape) []rttFunc {
+			cli, srv := muxPair(e, m)
 			e.serve(m.name+" accept", func() error {
 				for {
 					s, err := srv.accept()
 					if err != nil {
 						return err
 					}
-					e.serve(m.name+" echo", func() error { return echo(s) })
+					e.serve(m.name+" server", func() error { return serveStream(s, sh) })
 				}
 			})
 			rts := make([]rttFunc, workers)
 			for w := range rts {
-				rts[w] = streamRTT(openStream(e, m.name, cli))
+				rts[w] = streamRTT(openStream(e, m.name, cli), sh)
 			}
 			return rts
 		}
@@ -134,36 +140,58 @@ func (s smuxSession) accept() (io.ReadWriteCloser, error) {
 	return st, nil
 }
 
-// yamuxPair returns client and server yamux sessions over loopback TCP.
-func yamuxPair(e *env) (cli, srv session) {
+// muxPair returns client and server sessions of m over loopback TCP,
+// closed at teardown.
+func muxPair(e *env, m mux) (cli, srv session) {
 	c, s := tcpPair(e)
-	cfg := yamux.DefaultConfig()
-	cfg.LogOutput = io.Discard
-	ys, err := yamux.Server(s, cfg)
+	srv, err := m.server(s)
 	if err != nil {
-		e.fatalf("yamux server: %v", err)
+		e.fatalf("%s server: %v", m.name, err)
 	}
-	e.closeOnTeardown(ys)
-	yc, err := yamux.Client(c, cfg)
+	e.closeOnTeardown(srv)
+	cli, err = m.client(c)
 	if err != nil {
-		e.fatalf("yamux client: %v", err)
+		e.fatalf("%s client: %v", m.name, err)
 	}
-	e.closeOnTeardown(yc)
-	return yamuxSession{yc}, yamuxSession{ys}
+	e.closeOnTeardown(cli)
+	return cli, srv
 }
 
-// smuxPair returns client and server smux sessions over loopback TCP.
-func smuxPair(e *env) (cli, srv session) {
-	c, s := tcpPair(e)
-	ss, err := smux.Server(s, smux.DefaultConfig())
+// yamuxConfig is yamux's default configuration, its logging discarded.
+func yamuxConfig() *yamux.Config {
+	cfg := yamux.DefaultConfig()
+	cfg.LogOutput = io.Discard
+	return cfg
+}
+
+func yamuxClient(c net.Conn) (session, error) {
+	s, err := yamux.Client(c, yamuxConfig())
 	if err != nil {
-		e.fatalf("smux server: %v", err)
+		return nil, err
 	}
-	e.closeOnTeardown(ss)
-	sc, err := smux.Client(c, smux.DefaultConfig())
+	return yamuxSession{s}, nil
+}
+
+func yamuxServer(c net.Conn) (session, error) {
+	s, err := yamux.Server(c, yamuxConfig())
 	if err != nil {
-		e.fatalf("smux client: %v", err)
+		return nil, err
 	}
-	e.closeOnTeardown(sc)
-	return smuxSession{sc}, smuxSession{ss}
+	return yamuxSession{s}, nil
+}
+
+func smuxClient(c net.Conn) (session, error) {
+	s, err := smux.Client(c, smux.DefaultConfig())
+	if err != nil {
+		return nil, err
+	}
+	return smuxSession{s}, nil
+}
+
+func smuxServer(c net.Conn) (session, error) {
+	s, err := smux.Server(c, smux.DefaultConfig())
+	if err != nil {
+		return nil, err
+	}
+	return smuxSession{s}, nil
 }

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/neolink/neolink/proto"
 )
 
 // TestRegistry checks that every registered variant has a place in the
@@ -17,8 +19,9 @@ func TestRegistry(t *testing.T) {
 		}
 	}
 	check("RTT", rttOrder, keys(rttVariants))
-	check("Throughput1MiB", throughputOrder, keys(throughputVariants))
+	check("Throughput", slices.Concat(throughput1MiBOrder, throughput64KiBOrder), keys(throughputVariants))
 	check("Parallel64", parallelOrder, keys(parallelVariants))
+	check("IdleLinks", idleOrder, keys(idleVariants))
 	if len(rttVariants) < len(rttOrder) {
 		t.Logf("%d of %d RTT variants built (link variants need neonet; see -tags nolinkbench)", len(rttVariants), len(rttOrder))
 	}
@@ -49,41 +52,72 @@ func TestSmoke(t *testing.T) {
 			}
 		})
 	}
-	for _, name := range throughputOrder {
-		setup := throughputVariants[name]
-		if setup == nil {
-			continue
-		}
-		t.Run("Throughput1MiB/"+name, func(t *testing.T) {
-			const n = 3
-			send, finish := setup(newEnv(t), n)
-			for i := range n {
-				if err := send(i); err != nil {
-					t.Fatalf("message %d: %v", i, err)
+	for _, tc := range []struct {
+		bench string
+		size  int
+		order []string
+	}{{"Throughput1MiB", size1MiB, throughput1MiBOrder}, {"Throughput64KiB", size64KiB, throughput64KiBOrder}} {
+		for _, name := range tc.order {
+			setup := throughputVariants[name]
+			if setup == nil {
+				continue
+			}
+			t.Run(tc.bench+"/"+name, func(t *testing.T) {
+				const n = 3
+				send, finish := setup(newEnv(t), tc.size, n)
+				for i := range n {
+					if err := send(i); err != nil {
+						t.Fatalf("message %d: %v", i, err)
+					}
 				}
-			}
-			if err := finish(); err != nil {
-				t.Fatalf("finish: %v", err)
-			}
-		})
-	}
-	for _, name := range parallelOrder {
-		setup := parallelVariants[name]
-		if setup == nil {
-			continue
+				if err := finish(); err != nil {
+					t.Fatalf("finish: %v", err)
+				}
+			})
 		}
-		t.Run("Parallel64/"+name, func(t *testing.T) {
-			e := newEnv(t)
-			rts := setup(e, parallelWorkers)
-			const n = 20 * parallelWorkers
-			lat, elapsed, err := runParallel(e, rts, n, func() {})
-			if err != nil {
-				t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		bench string
+		sh    shape
+	}{{"Parallel64", small}, {"Parallel64_4KiB", answers4KiB}} {
+		for _, name := range parallelOrder {
+			setup := parallelVariants[name]
+			if setup == nil {
+				continue
 			}
-			if len(lat) != n || elapsed <= 0 || slices.Contains(lat, 0) {
-				t.Fatalf("got %d latencies (want %d), elapsed %v", len(lat), n, elapsed)
-			}
-		})
+			t.Run(tc.bench+"/"+name, func(t *testing.T) {
+				e := newEnv(t)
+				rts := setup(e, parallelWorkers, tc.sh)
+				const n = 20 * parallelWorkers
+				lat, elapsed, err := runParallel(e, rts, n, func() {})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(lat) != n || elapsed <= 0 || slices.Contains(lat, 0) {
+					t.Fatalf("got %d latencies (want %d), elapsed %v", len(lat), n, elapsed)
+				}
+			})
+		}
+	}
+}
+
+// TestWireSizes checks that the 4 KiB stream variants carry what NodeLink
+// sends: an N packet is its 10-byte header and msgpack args, so the answer
+// is a little over 4 KiB and the request a few dozen bytes; and the sizes do
+// not depend on the stamped sequence number.
+func TestWireSizes(t *testing.T) {
+	if r := answers4KiB.req; r <= 10 || r > 64 {
+		t.Errorf("AskObject packet of %d bytes", r)
+	}
+	if r := answers4KiB.resp; r <= answer4KiB+10 || r > answer4KiB+128 {
+		t.Errorf("AnswerObject packet with 4 KiB Data is %d bytes", r)
+	}
+	big := packetSizeN(&proto.AnswerObject{OID: 1 << 60, Serial: 1 << 60, Data: make([]byte, answer4KiB)})
+	if big != answers4KiB.resp {
+		t.Errorf("answer size depends on the oid: %d vs %d", big, answers4KiB.resp)
+	}
+	if ask := packetSizeN(&proto.AskObject{OID: 1 << 60}); ask != answers4KiB.req {
+		t.Errorf("request size depends on the oid: %d vs %d", ask, answers4KiB.req)
 	}
 }
 

@@ -1,17 +1,23 @@
 // Command benchreport turns `go test -bench` output of neolink's benchmark
 // suite (several -count runs) into docs/benchmarks.md: medians per benchmark,
 // ratios to the reference variants (RTT/tcp-direct, Throughput1MiB/tcp,
-// Parallel64/tcp-64conns), allocations, neolink's performance targets marked
-// met or not, the machine, benchstat's summary when benchstat is installed,
-// and an SVG bar chart of the round-trip times.
+// Parallel64/tcp-64conns and the others), allocations, idle-link costs,
+// neolink's performance targets marked met or not, the machine, benchstat's
+// summary, and an SVG bar chart of the round-trip times.
 //
 // Usage:
 //
-//	benchreport [-o docs/benchmarks.md] [-svg docs/bench-rtt.svg] [-benchstat auto|off|PATH] [-brief] [file ...]
+//	benchreport [-o docs/benchmarks.md] [-svg docs/bench-rtt.svg] [-benchstat go|off|PATH] [-brief] [file ...]
 //
 // With no file it reads standard input. -o - writes the report to standard
-// output; -svg "" writes no chart; -brief leaves out the variant notes and
-// benchstat (for bench/run.sh quick). bench/run.sh is the usual caller.
+// output; -svg "" writes no chart; -brief leaves out the hand-written
+// section, the variant notes and benchstat (for bench/run.sh quick).
+// -benchstat go (the default) runs `go tool benchstat` in the current
+// directory, which is bench/ when bench/run.sh calls it: bench/go.mod pins
+// benchstat with a tool directive, so no network is needed once the module
+// cache holds it. When the report file exists, the section between its
+// hand-written markers is carried over into the new report.
+// bench/run.sh is the usual caller.
 package main
 
 import (
@@ -40,8 +46,8 @@ func run(args []string, stdin io.Reader, stdout io.Writer) error {
 	fs := flag.NewFlagSet("benchreport", flag.ContinueOnError)
 	out := fs.String("o", "docs/benchmarks.md", "report file, or - for standard output")
 	svgPath := fs.String("svg", "docs/bench-rtt.svg", `RTT chart file ("" for none)`)
-	statFlag := fs.String("benchstat", "auto", "benchstat binary: auto (PATH, then $(go env GOPATH)/bin), off, or a path")
-	brief := fs.Bool("brief", false, "leave out the variant notes and benchstat")
+	statFlag := fs.String("benchstat", "go", "benchstat to run: go (`go tool benchstat` in the current directory), off, or the path of a binary")
+	brief := fs.Bool("brief", false, "leave out the hand-written section, the variant notes and benchstat")
 	date := fs.String("date", time.Now().UTC().Format("2006-01-02"), "date shown in the report")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -70,6 +76,13 @@ func run(args []string, stdin io.Reader, stdout io.Writer) error {
 	}
 
 	opt := Options{Machine: machine(res, *date), Inputs: relAll(inputs, *out), Brief: *brief}
+	if *out != "-" && !*brief {
+		prev, err := os.ReadFile(*out)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		opt.HandWritten = HandWritten(string(prev))
+	}
 	switch {
 	case *brief:
 	case *statFlag == "off":
@@ -83,7 +96,7 @@ func run(args []string, stdin io.Reader, stdout io.Writer) error {
 	if *svgPath != "" {
 		var chart strings.Builder
 		m := opt.Machine
-		sub := fmt.Sprintf("%s, %d cores, %s, %s; median of %s runs", m.CPU, m.Cores, m.Go, m.Date, runsSummary(res))
+		sub := fmt.Sprintf("%s, %d cores, %s, %s; median of %s runs", m.CPU, m.Cores, m.Go, m.Date, runsSummaryOf(res, GroupRTT.Members(res)))
 		if err := WriteRTTChart(&chart, res, sub); err != nil {
 			return err
 		}
@@ -157,20 +170,18 @@ func parseCPUInfo(text string) string {
 	return ""
 }
 
-// runBenchstat runs benchstat on the input files. It returns its output, or
-// "" and a note saying why there is none.
+// runBenchstat runs benchstat on the input files: `go tool benchstat` for
+// flagVal "go", else the binary flagVal. It returns its output, or "" and a
+// note saying why there is none.
 func runBenchstat(flagVal string, inputs []string) (out, note string) {
-	bin := flagVal
-	if bin == "auto" {
-		bin = findBenchstat()
-		if bin == "" {
-			return "", "benchstat is not installed (neither on PATH nor in $(go env GOPATH)/bin), so this section is omitted; " +
-				"`go install golang.org/x/perf/cmd/benchstat@latest` adds it."
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, inputs...)
+	var cmd *exec.Cmd
+	if flagVal == "go" {
+		cmd = exec.CommandContext(ctx, "go", append([]string{"tool", "benchstat"}, inputs...)...)
+	} else {
+		cmd = exec.CommandContext(ctx, flagVal, inputs...)
+	}
 	b, err := cmd.Output()
 	if err != nil {
 		var ee *exec.ExitError
@@ -178,29 +189,10 @@ func runBenchstat(flagVal string, inputs []string) (out, note string) {
 			first, _, _ := strings.Cut(strings.TrimSpace(string(ee.Stderr)), "\n")
 			err = fmt.Errorf("%w: %s", err, first)
 		}
-		return "", fmt.Sprintf("benchstat failed (%v), so this section is omitted.", err)
+		return "", fmt.Sprintf("benchstat failed (%v), so this section is omitted. "+
+			"`cd bench && go tool benchstat results/full.txt` runs it by hand.", err)
 	}
 	return string(b), ""
-}
-
-// findBenchstat looks for benchstat on PATH, then in $(go env GOPATH)/bin.
-func findBenchstat() string {
-	if p, err := exec.LookPath("benchstat"); err == nil {
-		return p
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	gopath, err := exec.CommandContext(ctx, "go", "env", "GOPATH").Output()
-	if err != nil {
-		return ""
-	}
-	for _, dir := range filepath.SplitList(strings.TrimSpace(string(gopath))) {
-		p := filepath.Join(dir, "bin", "benchstat")
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-			return p
-		}
-	}
-	return ""
 }
 
 // relAll returns the input paths relative to the report's directory when

@@ -19,35 +19,80 @@ type Group struct {
 	HigherIsBetter bool
 }
 
-// The three families with a reference.
+// The families with a reference.
 var (
-	GroupRTT        = Group{Prefix: "RTT/", Base: "RTT/tcp-direct", Unit: "ns/op"}
-	GroupThroughput = Group{Prefix: "Throughput1MiB/", Base: "Throughput1MiB/tcp", Unit: "MB/s", HigherIsBetter: true}
-	GroupParallel   = Group{Prefix: "Parallel64/", Base: "Parallel64/tcp-64conns", Unit: "rt/s", HigherIsBetter: true}
+	GroupRTT             = Group{Prefix: "RTT/", Base: "RTT/tcp-direct", Unit: "ns/op"}
+	GroupThroughput      = Group{Prefix: "Throughput1MiB/", Base: "Throughput1MiB/tcp", Unit: "MB/s", HigherIsBetter: true}
+	GroupThroughput64KiB = Group{Prefix: "Throughput64KiB/", Base: "Throughput64KiB/tcp", Unit: "MB/s", HigherIsBetter: true}
+	GroupParallel        = Group{Prefix: "Parallel64/", Base: "Parallel64/tcp-64conns", Unit: "rt/s", HigherIsBetter: true}
+	GroupParallel4KiB    = Group{Prefix: "Parallel64_4KiB/", Base: "Parallel64_4KiB/tcp-64conns", Unit: "rt/s", HigherIsBetter: true}
 )
 
+// PrefixIdleLinks selects the BenchmarkIdleLinks variants.
+const PrefixIdleLinks = "IdleLinks/"
+
+// Groups lists the families with a reference, in report order.
+var Groups = []Group{GroupRTT, GroupThroughput, GroupThroughput64KiB, GroupParallel, GroupParallel4KiB}
+
 // Members returns the group's benchmarks in res, in input order.
-func (g Group) Members(res *Results) []string {
+func (g Group) Members(res *Results) []string { return members(res, g.Prefix) }
+
+// members returns the benchmarks of res whose names start with prefix, in
+// input order.
+func members(res *Results, prefix string) []string {
 	var names []string
 	for _, n := range res.Order {
-		if strings.HasPrefix(n, g.Prefix) {
+		if strings.HasPrefix(n, prefix) {
 			names = append(names, n)
 		}
 	}
 	return names
 }
 
-// Ratio returns median(name)/median(Base) of the group's unit: for RTT a
-// time ratio (1.10 = 10% slower than the reference), for rates a rate ratio
-// (0.90 = 10% less throughput). ok is false if either median is missing or
-// the base is zero.
-func (g Group) Ratio(res *Results, name string) (float64, bool) {
-	v, ok1 := res.Median(name, g.Unit)
-	base, ok2 := res.Median(g.Base, g.Unit)
-	if !ok1 || !ok2 || base == 0 {
+// Ratio returns the ratio of name to the group's Base in the group's unit
+// (see RatioTo): for RTT a time ratio (1.10 = 10% slower than the
+// reference), for rates a rate ratio (0.90 = 10% less throughput).
+func (g Group) Ratio(res *Results, name string) (float64, bool) { return g.RatioTo(res, name, g.Base) }
+
+// RatioTo returns the ratio of benchmark name to benchmark base in the
+// group's unit. When both ran the same number of times — bench/run.sh runs
+// each benchmark once per pass, so run i of each is from pass i, seconds
+// apart — it is the median of the per-run ratios, which a drift of the
+// machine's load between passes does not skew; otherwise it is the ratio of
+// the medians. ok is false if either has no runs or a base value is zero.
+func (g Group) RatioTo(res *Results, name, base string) (float64, bool) {
+	vs, bs := res.Values(name, g.Unit), res.Values(base, g.Unit)
+	if len(vs) == 0 || len(bs) == 0 || slices.Contains(bs, 0) {
 		return 0, false
 	}
-	return v / base, true
+	if len(vs) == len(bs) {
+		rs := make([]float64, len(vs))
+		for i := range vs {
+			rs[i] = vs[i] / bs[i]
+		}
+		return median(rs)
+	}
+	v, _ := median(vs)
+	b, _ := median(bs)
+	return v / b, true
+}
+
+// RTTReference returns the RTT variant that a NodeLink variant is held
+// against: the TCP server of the same shape. A serial Ask, however its
+// server is written, against the TCP ping-pong (tcp-direct); a server that
+// hands each request to another goroutine (ask1-go, connperreq) against TCP
+// with that hop (tcp-serverecv); 4 KiB answers against TCP carrying the same
+// bytes (tcp-direct-4KiB). Other variants get tcp-direct.
+func RTTReference(variant string) string {
+	switch {
+	case !strings.HasPrefix(variant, "link-"):
+		return "tcp-direct"
+	case strings.HasSuffix(variant, "-4KiB"):
+		return "tcp-direct-4KiB"
+	case strings.HasSuffix(variant, "-ask1-go"), strings.HasSuffix(variant, "-connperreq"):
+		return "tcp-serverecv"
+	}
+	return "tcp-direct"
 }
 
 // Status is the outcome of a target.
@@ -79,19 +124,23 @@ type Target struct {
 	Eval func(res *Results) (measured string, st Status)
 }
 
-// ratioTarget is "name's ratio to the group's base is at most (or, for rates,
-// at least) limit".
+// ratioTarget is "variant's ratio to the group's base is at most (or, for
+// rates, at least) limit".
 func ratioTarget(g Group, variant string, limit float64) Target {
-	name := g.Prefix + variant
-	base := strings.TrimPrefix(g.Base, g.Prefix)
-	cmp, what := "≤", g.Unit
+	return ratioToTarget(g, variant, strings.TrimPrefix(g.Base, g.Prefix), limit)
+}
+
+// ratioToTarget is ratioTarget against the group's variant base.
+func ratioToTarget(g Group, variant, base string, limit float64) Target {
+	name, baseName := g.Prefix+variant, g.Prefix+base
+	cmp := "≤"
 	if g.HigherIsBetter {
 		cmp = "≥"
 	}
 	return Target{
-		Desc: fmt.Sprintf("%s %s %s %.2f× %s (%s)", strings.TrimSuffix(g.Prefix, "/"), variant, cmp, limit, base, what),
+		Desc: fmt.Sprintf("%s %s %s %.2f× %s (%s)", strings.TrimSuffix(g.Prefix, "/"), variant, cmp, limit, base, g.Unit),
 		Eval: func(res *Results) (string, Status) {
-			r, ok := g.Ratio(res, name)
+			r, ok := g.RatioTo(res, name, baseName)
 			if !ok {
 				return "—", NoData
 			}
@@ -99,34 +148,47 @@ func ratioTarget(g Group, variant string, limit float64) Target {
 			if g.HigherIsBetter {
 				met = r >= limit
 			}
-			m := fmt.Sprintf("%.3f×", r)
-			if met {
-				return m, Met
-			}
-			return m, NotMet
+			return fmt.Sprintf("%.3f×", r), status(met)
 		},
 	}
 }
 
-// zeroAllocTarget is "every RTT/link-*-ask* variant makes 0 allocs/op in
-// every run".
+func status(met bool) Status {
+	if met {
+		return Met
+	}
+	return NotMet
+}
+
+// handsOff reports whether a link variant hands each request to a goroutine
+// started for it (ask1-go, connperreq): it allocates that goroutine's start
+// as a TCP server doing the same does, so it is held to tcp-goperreq's
+// allocations instead of to zero.
+func handsOff(variant string) bool {
+	return strings.HasSuffix(variant, "-ask1-go") || strings.HasSuffix(variant, "-connperreq")
+}
+
+// zeroAllocTarget is "every NodeLink variant of RTT, throughput and parallel
+// makes 0 allocs/op in every run", except those of handsOff.
 func zeroAllocTarget() Target {
 	return Target{
-		Desc: "0 allocs/op for RTT link-*-ask* (every run)",
+		Desc: "0 allocs/op for every link-* variant of RTT, Throughput and Parallel64 but ask1-go and connperreq (every run)",
 		Eval: func(res *Results) (string, Status) {
 			var names, bad []string
-			for _, n := range GroupRTT.Members(res) {
-				v := strings.TrimPrefix(n, GroupRTT.Prefix)
-				if !strings.HasPrefix(v, "link-") || !strings.Contains(v, "-ask") {
-					continue
-				}
-				allocs := res.Values(n, "allocs/op")
-				if len(allocs) == 0 {
-					continue
-				}
-				names = append(names, v)
-				if worst := slices.Max(allocs); worst != 0 {
-					bad = append(bad, fmt.Sprintf("%s %g", v, worst))
+			for _, g := range Groups {
+				for _, n := range g.Members(res) {
+					v := strings.TrimPrefix(n, g.Prefix)
+					if !strings.HasPrefix(v, "link-") || handsOff(v) {
+						continue
+					}
+					allocs := res.Values(n, "allocs/op")
+					if len(allocs) == 0 {
+						continue
+					}
+					names = append(names, n)
+					if worst := slices.Max(allocs); worst != 0 {
+						bad = append(bad, fmt.Sprintf("%s %g", n, worst))
+					}
 				}
 			}
 			switch {
@@ -140,13 +202,87 @@ func zeroAllocTarget() Target {
 	}
 }
 
+// handOffAllocTarget is "the RTT variants of handsOff allocate no more per
+// op (median) than tcp-goperreq".
+func handOffAllocTarget() Target {
+	const ref = "RTT/tcp-goperreq"
+	return Target{
+		Desc: "RTT link-*-ask1-go and link-*-connperreq allocs/op ≤ tcp-goperreq",
+		Eval: func(res *Results) (string, Status) {
+			limit, ok := res.Median(ref, "allocs/op")
+			if !ok {
+				return "—", NoData
+			}
+			var cells []string
+			met := true
+			for _, n := range GroupRTT.Members(res) {
+				v := strings.TrimPrefix(n, GroupRTT.Prefix)
+				a, ok := res.Median(n, "allocs/op")
+				if !ok || !strings.HasPrefix(v, "link-") || !handsOff(v) {
+					continue
+				}
+				cells = append(cells, fmt.Sprintf("%s %s", v, num(a)))
+				met = met && a <= limit
+			}
+			if len(cells) == 0 {
+				return "—", NoData
+			}
+			return fmt.Sprintf("%s (tcp-goperreq %s)", strings.Join(cells, ", "), num(limit)), status(met)
+		},
+	}
+}
+
+// idleTarget is "IdleLinks/variant reports at most limit of unit on the
+// accepting side and of dialer-unit on the dialing side".
+func idleTarget(variant, what, unit string, limit float64, format func(float64) string) Target {
+	name := PrefixIdleLinks + variant
+	return Target{
+		Desc: fmt.Sprintf("IdleLinks %s: %s ≤ %s per idle link, each side (%s)", variant, what, format(limit), unit),
+		Eval: func(res *Results) (string, Status) {
+			acc, ok1 := res.Median(name, unit)
+			dial, ok2 := res.Median(name, "dialer-"+unit)
+			if !ok1 || !ok2 {
+				return "—", NoData
+			}
+			return fmt.Sprintf("%s accepting, %s dialing", format(acc), format(dial)), status(acc <= limit && dial <= limit)
+		},
+	}
+}
+
 // Targets are neolink's performance goals, in report order.
 var Targets = []Target{
-	ratioTarget(GroupRTT, "link-N-ask", 1.10),
+	ratioTarget(GroupRTT, "link-N-ask", 1.05),
+	ratioTarget(GroupRTT, "link-M-ask", 1.05),
 	ratioTarget(GroupRTT, "link-N-ask1", 1.25),
+	ratioTarget(GroupRTT, "link-N-ask-acceptloop", 1.15),
+	ratioTarget(GroupRTT, "link-M-ask-acceptloop", 1.15),
+	ratioToTarget(GroupRTT, "link-N-ask1-go", "tcp-serverecv", 1.05),
+	ratioToTarget(GroupRTT, "link-M-ask1-go", "tcp-serverecv", 1.05),
+	ratioToTarget(GroupRTT, "link-N-connperreq", "tcp-serverecv", 1.05),
+	ratioToTarget(GroupRTT, "link-M-connperreq", "tcp-serverecv", 1.05),
+	ratioToTarget(GroupRTT, "link-N-ask-4KiB", "tcp-direct-4KiB", 1.10),
+	ratioToTarget(GroupRTT, "link-M-ask-4KiB", "tcp-direct-4KiB", 1.10),
 	zeroAllocTarget(),
+	handOffAllocTarget(),
 	ratioTarget(GroupThroughput, "link-N", 0.90),
-	ratioTarget(GroupParallel, "link-N", 1.0),
+	ratioTarget(GroupThroughput, "link-M", 0.85),
+	ratioTarget(GroupThroughput64KiB, "link-N", 0.85),
+	ratioTarget(GroupThroughput64KiB, "link-M", 0.85),
+	ratioTarget(GroupParallel, "link-N", 1.30),
+	ratioTarget(GroupParallel4KiB, "link-N", 1.30),
+	idleTarget("link-N", "heap", "B/link", 8192, formatBytes),
+	idleTarget("link-N", "goroutines", "goroutines/link", 0.01, sig3), // 0, but for a stray process-wide goroutine
+}
+
+// formatBytes formats a byte count: "950 B", "23.4 KiB", "1.50 MiB".
+func formatBytes(v float64) string {
+	switch a := math.Abs(v); {
+	case a >= 1<<20:
+		return sig3(v/(1<<20)) + " MiB"
+	case a >= 1<<10:
+		return sig3(v/(1<<10)) + " KiB"
+	}
+	return sig3(v) + " B"
 }
 
 // formatNs formats a duration given in nanoseconds with three significant

@@ -192,6 +192,20 @@ func TestRatios(t *testing.T) {
 	if r, ok := GroupParallel.Ratio(res, "Parallel64/link-N"); !ok || !near(r, 0.9) {
 		t.Errorf("parallel ratio %v %v", r, ok)
 	}
+	// Equal run counts: the median of per-run ratios, not the ratio of
+	// medians (20/15 here).
+	paired := NewResults()
+	_ = paired.Parse(strings.NewReader("BenchmarkRTT/tcp-direct-2 1 10 ns/op\nBenchmarkRTT/x-2 1 10 ns/op\n" +
+		"BenchmarkRTT/tcp-direct-2 1 40 ns/op\nBenchmarkRTT/x-2 1 20 ns/op\n" +
+		"BenchmarkRTT/tcp-direct-2 1 15 ns/op\nBenchmarkRTT/x-2 1 30 ns/op\n"))
+	if r, ok := GroupRTT.Ratio(paired, "RTT/x"); !ok || r != 1 {
+		t.Errorf("paired ratio %v %v, want 1", r, ok)
+	}
+	zero := NewResults()
+	_ = zero.Parse(strings.NewReader("BenchmarkRTT/tcp-direct-2 1 0 ns/op\nBenchmarkRTT/x-2 1 10 ns/op\n"))
+	if _, ok := GroupRTT.Ratio(zero, "RTT/x"); ok {
+		t.Error("ratio to a zero base")
+	}
 	if _, ok := GroupRTT.Ratio(res, "RTT/missing"); ok {
 		t.Error("ratio of a missing benchmark")
 	}
@@ -203,37 +217,143 @@ func TestRatios(t *testing.T) {
 	}
 }
 
+// sampleTargets is one run of every benchmark the targets read, with values
+// chosen to meet or miss each target.
+const sampleTargets = `BenchmarkRTT/tcp-direct-2 100 10000 ns/op 0 B/op 0 allocs/op
+BenchmarkRTT/tcp-serverecv-2 100 15000 ns/op 0 B/op 0 allocs/op
+BenchmarkRTT/tcp-goperreq-2 100 15500 ns/op 24 B/op 1 allocs/op
+BenchmarkRTT/link-N-ask-2 100 10400 ns/op 0 B/op 0 allocs/op
+BenchmarkRTT/link-M-ask-2 100 10600 ns/op 0 B/op 0 allocs/op
+BenchmarkRTT/link-N-ask1-2 100 12000 ns/op 0 B/op 0 allocs/op
+BenchmarkRTT/link-N-ask-acceptloop-2 100 11000 ns/op 0 B/op 0 allocs/op
+BenchmarkRTT/link-M-ask-acceptloop-2 100 16000 ns/op 0 B/op 0 allocs/op
+BenchmarkRTT/link-N-ask1-go-2 100 15600 ns/op 48 B/op 1 allocs/op
+BenchmarkRTT/link-M-ask1-go-2 100 16500 ns/op 48 B/op 1 allocs/op
+BenchmarkRTT/link-N-connperreq-2 100 15000 ns/op 448 B/op 6 allocs/op
+BenchmarkRTT/link-M-connperreq-2 100 20000 ns/op 448 B/op 6 allocs/op
+BenchmarkRTT/tcp-direct-4KiB-2 100 12000 ns/op 0 B/op 0 allocs/op
+BenchmarkRTT/link-N-ask-4KiB-2 100 13000 ns/op 0 B/op 0 allocs/op
+BenchmarkRTT/link-M-ask-4KiB-2 100 14000 ns/op 0 B/op 0 allocs/op
+BenchmarkThroughput1MiB/tcp-2 100 250000 ns/op 4000 MB/s 0 B/op 0 allocs/op
+BenchmarkThroughput1MiB/link-N-2 100 270000 ns/op 3700 MB/s 0 B/op 0 allocs/op
+BenchmarkThroughput1MiB/link-M-2 100 300000 ns/op 3300 MB/s 0 B/op 0 allocs/op
+BenchmarkThroughput64KiB/tcp-2 100 30000 ns/op 2000 MB/s 0 B/op 0 allocs/op
+BenchmarkThroughput64KiB/link-N-2 100 35000 ns/op 1700 MB/s 0 B/op 0 allocs/op
+BenchmarkThroughput64KiB/link-M-2 100 37000 ns/op 1600 MB/s 30 B/op 1 allocs/op
+BenchmarkParallel64/tcp-64conns-2 100 5000 ns/op 100 p50-us 900 p99-us 100000 rt/s 0 B/op 0 allocs/op
+BenchmarkParallel64/link-N-2 100 4000 ns/op 90 p50-us 800 p99-us 135000 rt/s 0 B/op 0 allocs/op
+BenchmarkParallel64_4KiB/tcp-64conns-2 100 5000 ns/op 150 p50-us 700 p99-us 100000 rt/s 0 B/op 0 allocs/op
+BenchmarkParallel64_4KiB/link-N-2 100 4500 ns/op 140 p50-us 650 p99-us 120000 rt/s 25 B/op 0 allocs/op
+BenchmarkIdleLinks/tcp-2 1 950000000 ns/op 296.6 B/link 296.6 dialer-B/link 0 dialer-goroutines/link 0 goroutines/link 2966184 B/op 60016 allocs/op
+BenchmarkIdleLinks/link-N-2 1 1635047794 ns/op 7000 B/link 9000 dialer-B/link 0 dialer-goroutines/link 0.0001 goroutines/link 250074896 B/op 420047 allocs/op
+`
+
 // TestTargets evaluates every target to met, not met and no data.
 func TestTargets(t *testing.T) {
-	res := parseSample(t)
-	want := []Status{
-		Met,    // link-N-ask 1.045× ≤ 1.10
-		Met,    // link-N-ask1 13000/11000 = 1.18× ≤ 1.25
-		NotMet, // link-N-ask1 made 1 alloc/op in one run
-		Met,    // throughput 0.90 ≥ 0.90
-		NotMet, // parallel 0.90 < 1.0
+	res := NewResults()
+	if err := res.Parse(strings.NewReader(sampleTargets)); err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		desc     string
+		measured string
+		st       Status
+	}{
+		{"RTT link-N-ask ≤ 1.05× tcp-direct (ns/op)", "1.040×", Met},
+		{"RTT link-M-ask ≤ 1.05× tcp-direct (ns/op)", "1.060×", NotMet},
+		{"RTT link-N-ask1 ≤ 1.25× tcp-direct (ns/op)", "1.200×", Met},
+		{"RTT link-N-ask-acceptloop ≤ 1.15× tcp-direct (ns/op)", "1.100×", Met},
+		{"RTT link-M-ask-acceptloop ≤ 1.15× tcp-direct (ns/op)", "1.600×", NotMet},
+		{"RTT link-N-ask1-go ≤ 1.05× tcp-serverecv (ns/op)", "1.040×", Met},
+		{"RTT link-M-ask1-go ≤ 1.05× tcp-serverecv (ns/op)", "1.100×", NotMet},
+		{"RTT link-N-connperreq ≤ 1.05× tcp-serverecv (ns/op)", "1.000×", Met},
+		{"RTT link-M-connperreq ≤ 1.05× tcp-serverecv (ns/op)", "1.333×", NotMet},
+		{"RTT link-N-ask-4KiB ≤ 1.10× tcp-direct-4KiB (ns/op)", "1.083×", Met},
+		{"RTT link-M-ask-4KiB ≤ 1.10× tcp-direct-4KiB (ns/op)", "1.167×", NotMet},
+		{"0 allocs/op for every link-* variant of RTT, Throughput and Parallel64 but ask1-go and connperreq (every run)",
+			"Throughput64KiB/link-M 1", NotMet},
+		{"RTT link-*-ask1-go and link-*-connperreq allocs/op ≤ tcp-goperreq",
+			"link-N-ask1-go 1, link-M-ask1-go 1, link-N-connperreq 6, link-M-connperreq 6 (tcp-goperreq 1)", NotMet},
+		{"Throughput1MiB link-N ≥ 0.90× tcp (MB/s)", "0.925×", Met},
+		{"Throughput1MiB link-M ≥ 0.85× tcp (MB/s)", "0.825×", NotMet},
+		{"Throughput64KiB link-N ≥ 0.85× tcp (MB/s)", "0.850×", Met},
+		{"Throughput64KiB link-M ≥ 0.85× tcp (MB/s)", "0.800×", NotMet},
+		{"Parallel64 link-N ≥ 1.30× tcp-64conns (rt/s)", "1.350×", Met},
+		{"Parallel64_4KiB link-N ≥ 1.30× tcp-64conns (rt/s)", "1.200×", NotMet},
+		{"IdleLinks link-N: heap ≤ 8.00 KiB per idle link, each side (B/link)", "6.84 KiB accepting, 8.79 KiB dialing", NotMet},
+		{"IdleLinks link-N: goroutines ≤ 0.01 per idle link, each side (goroutines/link)", "0.0001 accepting, 0 dialing", Met},
 	}
 	if len(Targets) != len(want) {
-		t.Fatalf("%d targets", len(Targets))
+		t.Fatalf("%d targets, want %d", len(Targets), len(want))
 	}
 	for i, tg := range Targets {
 		m, st := tg.Eval(res)
-		if st != want[i] {
-			t.Errorf("target %q: %s (%s), want %s", tg.Desc, st, m, want[i])
+		if tg.Desc != want[i].desc || m != want[i].measured || st != want[i].st {
+			t.Errorf("target %d: %q: %q, %s; want %q: %q, %s", i, tg.Desc, m, st, want[i].desc, want[i].measured, want[i].st)
 		}
-	}
-	if m, _ := Targets[2].Eval(res); m != "link-N-ask1 1" {
-		t.Errorf("alloc target measured %q", m)
 	}
 	for _, tg := range Targets {
 		if m, st := tg.Eval(NewResults()); st != NoData || m != "—" {
 			t.Errorf("target %q on no data: %s %q", tg.Desc, st, m)
 		}
 	}
+
+	// The zero-alloc target: met, and every run counts, not the median.
+	zero := Targets[11]
 	all0 := NewResults()
-	_ = all0.Parse(strings.NewReader("BenchmarkRTT/link-N-ask-2 1 1 ns/op 0 allocs/op\nBenchmarkRTT/link-M-ask1-2 1 1 ns/op 0 allocs/op\nBenchmarkRTT/link-N-pipe-ask-2 1 1 ns/op 0 allocs/op\nBenchmarkRTT/tcp-direct-2 1 1 ns/op 3 allocs/op\n"))
-	if m, st := Targets[2].Eval(all0); st != Met || m != "0 in all 3 variants" {
+	_ = all0.Parse(strings.NewReader("BenchmarkRTT/link-N-ask-2 1 1 ns/op 0 allocs/op\nBenchmarkRTT/link-M-ask1-2 1 1 ns/op 0 allocs/op\n" +
+		"BenchmarkRTT/link-N-ask1-go-2 1 1 ns/op 1 allocs/op\nBenchmarkParallel64/link-N-2 1 1 ns/op 0 allocs/op\nBenchmarkRTT/tcp-direct-2 1 1 ns/op 3 allocs/op\n"))
+	if m, st := zero.Eval(all0); st != Met || m != "0 in all 3 variants" {
 		t.Errorf("zero allocs: %s %q", st, m)
+	}
+	_ = all0.Parse(strings.NewReader("BenchmarkRTT/link-N-ask-2 1 1 ns/op 0 allocs/op\nBenchmarkRTT/link-N-ask-2 1 1 ns/op 2 allocs/op\n"))
+	if m, st := zero.Eval(all0); st != NotMet || m != "RTT/link-N-ask 2" {
+		t.Errorf("zero allocs, one bad run: %s %q", st, m)
+	}
+
+	// The hand-off target is met when no variant allocates more than TCP.
+	handOff := Targets[12]
+	same := NewResults()
+	_ = same.Parse(strings.NewReader("BenchmarkRTT/tcp-goperreq-2 1 1 ns/op 1 allocs/op\nBenchmarkRTT/link-N-ask1-go-2 1 1 ns/op 1 allocs/op\nBenchmarkRTT/link-N-connperreq-2 1 1 ns/op 0 allocs/op\n"))
+	if m, st := handOff.Eval(same); st != Met || m != "link-N-ask1-go 1, link-N-connperreq 0 (tcp-goperreq 1)" {
+		t.Errorf("hand-off allocs: %s %q", st, m)
+	}
+}
+
+// TestRTTReference checks which TCP variant each RTT variant is held to.
+func TestRTTReference(t *testing.T) {
+	for v, want := range map[string]string{
+		"link-N-ask":            "tcp-direct",
+		"link-M-ask1":           "tcp-direct",
+		"link-N-ask-acceptloop": "tcp-direct",
+		"link-N-ask1-go":        "tcp-serverecv",
+		"link-M-connperreq":     "tcp-serverecv",
+		"link-N-ask-4KiB":       "tcp-direct-4KiB",
+		"tcp-direct-4KiB":       "tcp-direct",
+		"yamux-stream":          "tcp-direct",
+	} {
+		if got := RTTReference(v); got != want {
+			t.Errorf("RTTReference(%q) = %q, want %q", v, got, want)
+		}
+	}
+}
+
+// TestHandWritten extracts the hand-written section with its markers.
+func TestHandWritten(t *testing.T) {
+	if got := HandWritten("# report\n" + DefaultHandWritten + "\n## after\n"); got != DefaultHandWritten {
+		t.Errorf("got %q", got)
+	}
+	custom := handBegin + "\n## Python\n\nsee elsewhere\n" + handEnd
+	if got := HandWritten("x\n" + custom + "\ny " + handEnd); got != custom {
+		t.Errorf("got %q, want %q", got, custom)
+	}
+	for _, in := range []string{"", "no markers", handBegin + " unterminated", handEnd + " then " + handBegin} {
+		if got := HandWritten(in); got != "" {
+			t.Errorf("HandWritten(%q) = %q", in, got)
+		}
+	}
+	if !strings.Contains(DefaultHandWritten, "(python.md)") {
+		t.Error("the default section does not point to python.md")
 	}
 }
 
@@ -263,6 +383,9 @@ func TestFormat(t *testing.T) {
 		{num(2.5), "2.50"},
 		{sig3(0.1234), "0.123"},
 		{tickLabel(2.5), "2.5"},
+		{formatBytes(296.6), "297 B"},
+		{formatBytes(23473), "22.9 KiB"},
+		{formatBytes(1.5 * (1 << 20)), "1.50 MiB"},
 		{tickLabel(20), "20"},
 	} {
 		if tc.got != tc.want {
@@ -313,16 +436,18 @@ func TestWriteMarkdown(t *testing.T) {
 		"| Date | 2026-01-02 |",
 		"| Runs per benchmark | 1–3 |",
 		"**Failed benchmarks:** `RTT/link-M-ask`",
-		"| RTT link-N-ask ≤ 1.10× tcp-direct (ns/op) | 1.045× | ✅ met |",
-		"| Parallel64 link-N ≥ 1.00× tcp-64conns (rt/s) | 0.900× | ❌ not met |",
+		"| RTT link-N-ask ≤ 1.05× tcp-direct (ns/op) | 1.045× | ✅ met |",
+		"| Parallel64 link-N ≥ 1.30× tcp-64conns (rt/s) | 0.900× | ❌ not met |",
+		"| Throughput64KiB link-N ≥ 0.85× tcp (MB/s) | — | — no data |",
 		"![Median round trip per variant](bench-rtt.svg)",
-		"| `tcp-direct` | 11.0 µs | 1.00× | 10.0 µs–12.0 µs | 0 | 0 | 3 |",
-		"| `link-N-ask1` | 13.0 µs | 1.18× | 13.0 µs–13.0 µs | 16 | 0.5 | 2 |",
+		"| `tcp-direct` | 11.0 µs | 1.00× |  | 10.0 µs–12.0 µs | 0 | 0 | 3 |",
+		"| `link-N-ask1` | 13.0 µs | 1.18× |  | 13.0 µs–13.0 µs | 16 | 0.5 | 2 |",
 		"| `link-N` | 2700 | 0.90× | 350 µs | 10 | 0 | 2 |",
 		"| `link-N` | 90.0 k | 0.90× | 400 | 3000 | 0 | 0 | 1 |",
 		"| 2440 | 22.8 ms | 30000 | 1 |",
 		"| Other | 100 ns/op | 1 |",
 		"benchstat is not installed",
+		DefaultHandWritten,
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q", want)
@@ -348,13 +473,54 @@ func TestWriteMarkdown(t *testing.T) {
 	if err := WriteMarkdown(&b, only, Options{Brief: true, Benchstat: "x"}); err != nil {
 		t.Fatal(err)
 	}
-	for _, absent := range []string{"## Variants", "## benchstat", "## Throughput", "## 64 concurrent", "## Idle", "## Other", "![", "Failed"} {
+	for _, absent := range []string{"## Variants", "## benchstat", "## Throughput", "## 64 concurrent", "## Idle", "## Other", "## Python", "![", "Failed"} {
 		if strings.Contains(b.String(), absent) {
 			t.Errorf("brief RTT-only report has %q", absent)
 		}
 	}
 	if !strings.Contains(b.String(), "| `tcp-direct` | 100 ns | 1.00× |") {
 		t.Errorf("brief report lacks the RTT row:\n%s", b.String())
+	}
+}
+
+// TestWriteMarkdownSections checks the sections of the newer benchmarks:
+// reference ratios in the RTT table, 64 KiB throughput, 4 KiB parallel and
+// idle links.
+func TestWriteMarkdownSections(t *testing.T) {
+	res := NewResults()
+	if err := res.Parse(strings.NewReader(sampleTargets)); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := WriteMarkdown(&b, res, Options{HandWritten: handBegin + "\nmine\n" + handEnd}); err != nil {
+		t.Fatal(err)
+	}
+	md := b.String()
+	for _, want := range []string{
+		"| `link-N-ask` | 10.4 µs | 1.04× |  | 10.4 µs–10.4 µs | 0 | 0 | 1 |",
+		"| `link-M-ask1-go` | 16.5 µs | 1.65× | 1.10× tcp-serverecv | 16.5 µs–16.5 µs | 48 | 1 | 1 |",
+		"| `link-N-ask-4KiB` | 13.0 µs | 1.30× | 1.08× tcp-direct-4KiB |",
+		"| `tcp-direct-4KiB` | 12.0 µs | 1.20× |  |",
+		"## Throughput, 64 KiB messages (BenchmarkThroughput64KiB)",
+		"| `link-M` | 1600 | 0.80× | 37.0 µs | 30 | 1 | 1 |",
+		"## 64 concurrent streams, 4 KiB answers (BenchmarkParallel64_4KiB)",
+		"| `link-N` | 120 k | 1.20× | 140 | 650 | 25 | 0 | 1 |",
+		"## Idle links (BenchmarkIdleLinks)",
+		"| `link-N` | 6.84 KiB | 8.79 KiB | 0.0001 | 0 | 1.64 s | 1 |",
+		"| `tcp` | 297 B | 297 B | 0 | 0 | 950 ms | 1 |",
+		handBegin + "\nmine\n" + handEnd,
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	for _, absent := range []string{"## Other", DefaultHandWritten} {
+		if strings.Contains(md, absent) {
+			t.Errorf("report has %q", absent)
+		}
+	}
+	if t.Failed() {
+		t.Log(md)
 	}
 }
 
@@ -430,6 +596,40 @@ func TestRun(t *testing.T) {
 	}
 	if _, err := os.Stat(svg); err != nil {
 		t.Error(err)
+	}
+
+	// A regenerated report keeps its hand-written section.
+	edited := strings.Replace(string(text), "measured by hand", "measured by hand on Tuesdays", 1)
+	if edited == string(text) {
+		t.Fatal("the new report has no default hand-written section")
+	}
+	if err := os.WriteFile(md, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := run([]string{"-o", md, "-svg", "", "-benchstat", "off", in}, nil, &out); err != nil {
+		t.Fatal(err)
+	}
+	if text, _ := os.ReadFile(md); !strings.Contains(string(text), "measured by hand on Tuesdays") {
+		t.Error("the hand-written section was not kept")
+	}
+
+	// A benchstat binary given by path runs on the input files; a failing
+	// one leaves a note.
+	fake := filepath.Join(dir, "fakestat")
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\necho fakestat \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := run([]string{"-o", md, "-svg", "", "-benchstat", fake, in}, nil, &out); err != nil {
+		t.Fatal(err)
+	}
+	if text, _ := os.ReadFile(md); !strings.Contains(string(text), "```text\nfakestat "+in+"\n```") {
+		t.Errorf("benchstat output missing:\n%s", text)
+	}
+	if err := run([]string{"-o", md, "-svg", "", "-benchstat", filepath.Join(dir, "missing"), in}, nil, &out); err != nil {
+		t.Fatal(err)
+	}
+	if text, _ := os.ReadFile(md); !strings.Contains(string(text), "benchstat failed") {
+		t.Error("no note for a failing benchstat")
 	}
 
 	// Standard input to standard output, no chart.

@@ -73,7 +73,7 @@ func WriteRTTChart(w io.Writer, res *Results, subtitle string) error {
 	p(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n",
 		chartW, height, chartW, height)
 	p(`<rect width="100%%" height="100%%" fill="#ffffff"/>` + "\n")
-	p(`<text x="%d" y="20" font-size="15" font-weight="bold">%s</text>`+"\n", 10, esc("BenchmarkRTT: median round trip of a 32-byte request/reply over loopback (lower is better)"))
+	p(`<text x="%d" y="20" font-size="15" font-weight="bold">%s</text>`+"\n", 10, esc("BenchmarkRTT: median round trip over loopback (lower is better); *-4KiB: 4 KiB answers"))
 	p(`<text x="%d" y="38" fill="#555">%s</text>`+"\n", 10, esc(subtitle))
 	lx := 10
 	for _, l := range []struct{ color, label string }{
