@@ -52,7 +52,10 @@ func (l *NodeLink) Shutdown(ctx context.Context) error {
 
 	l.mu.Lock()
 	l.rx.draining = true
+	l.stopKeepaliveLocked()
 	l.mu.Unlock()
+	// Nothing may be written after the write side is shut down.
+	l.tx.shutdown(ErrLinkClosed)
 	if closeWrite(l.nc) {
 		select {
 		case <-l.done:
@@ -91,19 +94,26 @@ type keepaliveState struct {
 	raw    syscall.RawConn // the TCP socket, to read its send queue; nil if none
 	conn   *Conn           // the light Conn of the last Ping, until its Pong arrives
 	pingAt int64           // unix nanoseconds the outstanding Ping was sent; 0 if none
-	acked  int64           // bytes the peer's kernel has acknowledged, as last seen
-	ackAt  int64           // unix nanoseconds acked last grew
+	acked  uint64          // bytes the peer's kernel had acknowledged when the Ping was sent
+	ackAt  int64           // unix nanoseconds more than a Ping's worth was seen acknowledged
 }
+
+// pingSlack is more than the control packets (the Ping, a few replies)
+// whose acknowledgement alone must not count as proof of life.
+const pingSlack = 512
 
 // Keepalive rule: when nothing has been received for Config.KeepAlive, a
 // Ping goes out on the control queue (ahead of bulk data, never dropped).
-// The peer is alive as long as, since that Ping, a byte arrives or the
-// peer acknowledges more of our bytes: on TCP, the bytes that left the
-// kernel's send queue (SIOCOUTQ); elsewhere, data writes that progress.
-// If neither happens for Config.KeepAliveTimeout the link goes down.
-// Counting from traffic rather than from the Pong keeps a peer whose Pong
-// is queued behind our own upload alive, and TCP_USER_TIMEOUT bounds how
-// long the kernel retransmits to a vanished peer.
+// The peer is alive as long as, since that Ping, a byte arrives, or the
+// peer acknowledges more of our data: on TCP, the kernel's count of
+// acknowledged bytes (TCP_INFO) grows by more than a Ping's worth;
+// elsewhere, data writes progress. The Ping's own acknowledgement proves
+// nothing (a frozen process's kernel still acknowledges), so with no data of
+// ours in flight only the Pong, or any byte, keeps the link up. If nothing proves the peer
+// alive for Config.KeepAliveTimeout the link goes down. Counting our
+// acknowledged data keeps a peer whose Pong is queued behind our own upload
+// alive, and TCP_USER_TIMEOUT bounds how long the kernel retransmits to a
+// vanished peer.
 
 func (l *NodeLink) startKeepalive() {
 	if l.cfg.KeepAlive <= 0 {
@@ -150,12 +160,11 @@ func (l *NodeLink) keepalive() {
 	}
 	now := time.Now().UnixNano()
 	lastRead := l.rx.lastRead.Load()
-	if outq, ok := sendQueue(ka.raw); ok {
-		if acked := l.tx.written.Load() - int64(outq); acked > ka.acked {
-			ka.acked, ka.ackAt = acked, now
-		}
-	} else {
+	acked, ackOK := bytesAcked(ka.raw)
+	if !ackOK {
 		ka.ackAt = l.tx.lastWrite.Load()
+	} else if ka.pingAt != 0 && acked > ka.acked+pingSlack {
+		ka.ackAt = now
 	}
 	if ka.pingAt != 0 {
 		if lastRead > ka.pingAt || ka.ackAt > ka.pingAt {
@@ -173,8 +182,8 @@ func (l *NodeLink) keepalive() {
 			l.releaseLightLocked(ka.conn)
 			ka.conn = nil
 		}
-		if c, err := l.newLocalLocked(true); err == nil {
-			ka.conn, ka.pingAt = c, now
+		if c, err := l.newLocalLocked(); err == nil {
+			ka.conn, ka.pingAt, ka.acked = c, now, acked
 			l.tx.control(c.id, &proto.Ping{}, true)
 		}
 	}

@@ -50,7 +50,7 @@ func (l *NodeLink) ask1(ctx context.Context, req, resp proto.Msg) error {
 func (l *NodeLink) lightConn() (*Conn, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.newLocalLocked(true)
+	return l.newLocalLocked()
 }
 
 // releaseLight ends a light Conn's use. Late packets on its id get

@@ -2,7 +2,6 @@ package neonet
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -184,7 +183,7 @@ func (l *NodeLink) Stats() Stats {
 func (l *NodeLink) NewConn() (*Conn, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	c, err := l.newLocalLocked(false)
+	c, err := l.newLocalLocked()
 	if err != nil {
 		return nil, &LinkError{Link: l, Op: "newconn", Err: err}
 	}
@@ -193,7 +192,7 @@ func (l *NodeLink) NewConn() (*Conn, error) {
 
 // newLocalLocked allocates the next free id of our parity. Ids wrap at 2³²
 // and skip ids still in use, as HTTP/2 streams would if they could wrap.
-func (l *NodeLink) newLocalLocked(light bool) (*Conn, error) {
+func (l *NodeLink) newLocalLocked() (*Conn, error) {
 	if err := l.linkErrLocked(); err != nil {
 		return nil, err
 	}
@@ -204,18 +203,20 @@ func (l *NodeLink) newLocalLocked(light bool) (*Conn, error) {
 		id := l.nextID
 		l.nextID += 2
 		if _, busy := l.local[id]; !busy {
-			c := l.connLocked(id, true, light)
+			c := l.connLocked(id, true)
 			l.local[id] = c
 			return c, nil
 		}
 	}
 }
 
-// connLocked returns a Conn for id: recycled from the free list for light
-// use (Ask1, Send1, Recv1), new otherwise (a Conn the caller may keep).
-func (l *NodeLink) connLocked(id uint32, local, light bool) *Conn {
+// connLocked returns a Conn for id, recycled from the free list when there
+// is one (a light Conn is never handed to the application as a *Conn, and a
+// Request kept past Close is told apart by the Conn's generation), so that
+// the steady state of light requests does not allocate.
+func (l *NodeLink) connLocked(id uint32, local bool) *Conn {
 	var c *Conn
-	if n := len(l.freeConns); n > 0 && light {
+	if n := len(l.freeConns); n > 0 {
 		c = l.freeConns[n-1]
 		l.freeConns[n-1] = nil
 		l.freeConns = l.freeConns[:n-1]
@@ -289,13 +290,14 @@ func (l *NodeLink) Close() error {
 
 // fail takes the link down with cause, unless it is already closed or down.
 // Every waiter wakes; every later call returns the *downError. While
-// Shutdown drains, the peer closing the link is the expected end, not a
-// failure.
+// Shutdown drains, the link ending is expected, not a failure.
 func (l *NodeLink) fail(cause error) {
 	l.mu.Lock()
 	first := !l.closed && l.downErr == nil
 	if first {
-		if l.rx.draining && errors.Is(cause, errPeerClosed) {
+		if l.rx.draining {
+			// Shutdown wrote everything and shut our side: whatever ends
+			// the drain (EOF, usually) is the end it waits for.
 			l.closed = true
 		} else {
 			l.downErr = &downError{cause: cause}

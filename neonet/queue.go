@@ -17,8 +17,9 @@ const rxOverhead = 64
 
 // Buffers come in size classes, each with a pool, so that a small packet
 // never lands in (and is never charged for) a big recycled buffer. Packets
-// above the largest class get a buffer of their own size, left to the GC.
-var rxClasses = [...]int{256, 4 << 10, 64 << 10}
+// above the largest class get a buffer of their own size, left to the GC,
+// so that what a packet is charged stays within a few percent of its size.
+var rxClasses = [...]int{256, 1 << 10, 4 << 10}
 
 // rxPools[i] holds rxBufs whose args have capacity rxClasses[i].
 var rxPools [len(rxClasses)]sync.Pool

@@ -59,7 +59,7 @@ type rxState struct {
 	parked      waiterList
 	bg          waiter      // the link's own background reader
 	reserve     *time.Timer // fires when the baton stayed free for reserveWindow
-	wokeConn    bool        // routing woke a Conn receiver since the holder took the baton
+	wokeConn    bool        // routing woke a Conn receiver or the acceptor since the holder took the baton
 	draining    bool        // Shutdown: discard what arrives, reply nothing
 
 	queued      int       // charge of all queued packets (see rxBuf.charge)
@@ -520,7 +520,7 @@ func (l *NodeLink) openPeerLocked(p proto.Packet, w *waiter) (own bool, c *Conn,
 		l.replyLocked(p.ID, false, "connection refused")
 		return false, nil, nil
 	}
-	c = l.connLocked(p.ID, false, acceptor && w.light)
+	c = l.connLocked(p.ID, false)
 	l.peer[p.ID] = c
 	if acceptor && w.light {
 		c.rxClosed = true // Recv1: one request per id; more get "connection closed"
@@ -534,7 +534,12 @@ func (l *NodeLink) openPeerLocked(p proto.Packet, w *waiter) (own bool, c *Conn,
 	}
 	c.inAcceptQ = true
 	l.acc.q.push(c)
-	l.acc.w.unparkLocked(l)
+	if l.acc.w.parked {
+		// The acceptor will want the baton for its next call: a reader
+		// that is not the acceptor gives it up (see readFor).
+		l.rx.wokeConn = true
+		l.acc.w.unparkLocked(l)
+	}
 	return false, nil, nil
 }
 

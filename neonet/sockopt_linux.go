@@ -28,25 +28,27 @@ func setUserTimeout(nc net.Conn, d time.Duration) {
 	})
 }
 
-// siocOutq is SIOCOUTQ (= TIOCOUTQ): the bytes in a TCP socket's send
-// queue, sent but not acknowledged by the peer or not sent yet.
-const siocOutq = 0x5411
+// tcpInfoBytesAcked is the offset of tcpi_bytes_acked (a u64, Linux 4.1 and
+// later) in struct tcp_info.
+const tcpInfoBytesAcked = 120
 
-// sendQueue returns how many bytes sit in nc's kernel send queue; ok is
-// false where that cannot be known.
-func sendQueue(raw syscall.RawConn) (n int, ok bool) {
+// bytesAcked returns how many bytes the peer's kernel has acknowledged on
+// the TCP socket raw; ok is false where that cannot be known.
+func bytesAcked(raw syscall.RawConn) (n uint64, ok bool) {
 	if raw == nil {
 		return 0, false
 	}
-	var v int32
+	var info [232]byte
+	size := uint32(len(info))
 	var errno syscall.Errno
 	err := raw.Control(func(fd uintptr) {
-		_, _, errno = syscall.Syscall(syscall.SYS_IOCTL, fd, siocOutq, uintptr(unsafe.Pointer(&v)))
+		_, _, errno = syscall.Syscall6(syscall.SYS_GETSOCKOPT, fd, syscall.IPPROTO_TCP, syscall.TCP_INFO,
+			uintptr(unsafe.Pointer(&info[0])), uintptr(unsafe.Pointer(&size)), 0)
 	})
-	if err != nil || errno != 0 {
+	if err != nil || errno != 0 || size < tcpInfoBytesAcked+8 {
 		return 0, false
 	}
-	return int(v), true
+	return *(*uint64)(unsafe.Pointer(&info[tcpInfoBytesAcked])), true
 }
 
 // readable reports whether the socket fd has a byte (or EOF, or an error)

@@ -41,14 +41,14 @@ import (
 //
 // Invariants:
 //   - writing is true iff one goroutine (a sender or the flusher) owns the
-//     socket for writing; only the owner writes, and only the owner moves
-//     head, rest and ctlRest or compacts buf. Ownership is taken with a
-//     CompareAndSwap; an owner that finds nothing to write releases it and
-//     then re-checks for work, so an append that lost the race to a
-//     finishing owner is never left unwritten.
-//   - buf[head:] holds whole packets, except that its first restLen bytes
-//     may be the unwritten end of the batch the owner is writing. Senders
-//     only append, so the owner's batch is never overwritten.
+//     socket for writing; only the owner writes, takes buf (swapping it
+//     with spare), and moves outOff, pieceEnd and ctlRest. Ownership is
+//     taken with a CompareAndSwap; an owner that finds nothing to write
+//     releases it and then re-checks for work, so an append that lost the
+//     race to a finishing owner is never left unwritten.
+//   - Senders append whole packets to buf only; the owner writes out, a
+//     buffer no sender touches, in pieces that end at packet boundaries
+//     (marks), and writes control packets only between pieces.
 //   - Bytes in buf are written in order or reported lost through err; once
 //     err is set nothing more is written.
 //   - Lock NodeLink.mu BEFORE ctlMu, and tx.mu BEFORE ctlMu. tx.mu is never
@@ -60,11 +60,14 @@ type txState struct {
 
 	mu       sync.Mutex
 	space    sync.Cond // signalled when the buffer drains, ownership ends or the link fails
-	buf      []byte
-	head     int
-	base     int64 // stream offset of buf[0]
+	buf      []byte    // packets appended since the owner last took the buffer
+	spare    []byte    // the other buffer, reused to avoid allocation
+	base     int64     // stream offset of buf[0]
 	marks    fifo[int64]
 	lastMark int64
+	out      []byte // the buffer the owner is writing; out[outOff:] is unwritten
+	outOff   int
+	outBase  int64 // stream offset of out[0]
 	err      error // sticky: the link is closed or down
 	packets  uint64
 	bytes    uint64
@@ -76,8 +79,8 @@ type txState struct {
 	ctlBytes   uint64
 
 	// Owner only.
-	restLen int    // unwritten bytes of the current data batch at buf[head:]
-	ctlRest []byte // unwritten bytes of the current control batch
+	pieceEnd int    // end in out of the piece being written: a packet boundary
+	ctlRest  []byte // unwritten bytes of the current control batch
 	raw     syscall.RawConn
 	rawFn   func(fd uintptr) bool // t.rawWrite, bound once: no allocation per write
 	rawOut  []byte
@@ -87,7 +90,6 @@ type txState struct {
 	spawnMu   sync.Mutex
 	noSpawn   bool         // the link ended: start no more flushers
 	lastWrite atomic.Int64 // unix nanoseconds of the last write that moved data bytes
-	written   atomic.Int64 // bytes handed to the socket so far
 }
 
 const (
@@ -187,9 +189,13 @@ func cleanup(stop func() bool) {
 // bound holds for the bytes actually queued, and a packet larger than the
 // whole buffer goes alone.
 func (t *txState) fitsLocked(size int) bool {
-	pending := len(t.buf) - t.head
+	pending := t.pendingLocked()
 	return pending == 0 || pending+size <= t.l.cfg.SendBuffer
 }
+
+// pendingLocked is the data queued for writing and not yet written.
+func (t *txState) pendingLocked() int { return len(t.buf) + len(t.out) - t.outOff }
+
 
 // control queues a small link-generated packet without ever blocking: the
 // reader calls it (under NodeLink.mu) and must not wait for the socket or
@@ -252,6 +258,11 @@ func (t *txState) own(inline bool) error {
 			t.l.fail(err)
 			t.writing.Store(false)
 			t.wake()
+			if t.closed() {
+				// Close cut the write short: report that, not the raw
+				// "use of closed connection" it caused.
+				return ErrLinkClosed
+			}
 			return err
 		}
 		if inline && t.more() {
@@ -262,9 +273,11 @@ func (t *txState) own(inline bool) error {
 	}
 }
 
-// next returns the owner's next batch: the rest of a partly written batch,
-// else pending control packets, else data up to the next batch boundary.
-func (t *txState) next() (out []byte, ctl bool) {
+// next returns the owner's next piece: the rest of a partly written one,
+// else pending control packets (only at a packet boundary), else data up to
+// the next mark. It takes a new buffer of appended packets when the one
+// being written is done.
+func (t *txState) next() (piece []byte, ctl bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.err != nil {
@@ -273,41 +286,52 @@ func (t *txState) next() (out []byte, ctl bool) {
 	if len(t.ctlRest) > 0 {
 		return t.ctlRest, true
 	}
-	if t.restLen > 0 {
-		return t.buf[t.head : t.head+t.restLen], false
+	if t.outOff < t.pieceEnd {
+		return t.out[t.outOff:t.pieceEnd], false
 	}
 	t.ctlMu.Lock()
 	if len(t.ctl) > 0 {
-		out = t.ctl
+		piece = t.ctl
 		t.ctl = t.ctlSpare[:0]
 		t.ctlSpare = nil
 		t.ctlMu.Unlock()
-		t.ctlRest = out
-		return out, true
+		t.ctlRest = piece
+		return piece, true
 	}
 	t.ctlMu.Unlock()
-	if t.head == len(t.buf) {
-		return nil, false
+	if t.outOff == len(t.out) {
+		if len(t.buf) == 0 {
+			return nil, false
+		}
+		t.spare, t.out = t.out[:0], t.buf
+		if cap(t.spare) > 2*t.l.cfg.SendBuffer {
+			t.spare = nil // do not pin a buffer grown by one huge packet
+		}
+		t.buf = t.spare[:0]
+		t.spare = nil
+		t.outBase, t.outOff, t.pieceEnd = t.base, 0, 0
+		t.base += int64(len(t.out))
 	}
-	end := len(t.buf)
+	end := len(t.out)
 	for {
 		m, ok := t.marks.peek()
 		if !ok {
 			break
 		}
-		if i := int(m - t.base); i > t.head {
-			end = i
+		if i := m - t.outBase; i > int64(t.outOff) {
+			if i < int64(end) {
+				end = int(i)
+			}
 			break
 		}
 		t.marks.pop()
 	}
-	t.restLen = end - t.head
-	return t.buf[t.head:end], false
+	t.pieceEnd = end
+	return t.out[t.outOff:end], false
 }
 
-// advance records that n bytes of the owner's batch were written.
+// advance records that n bytes of the owner's piece were written.
 func (t *txState) advance(n int, ctl bool) {
-	t.written.Add(int64(n))
 	if n > 0 && !ctl {
 		t.lastWrite.Store(time.Now().UnixNano())
 	}
@@ -325,21 +349,7 @@ func (t *txState) advance(n int, ctl bool) {
 		return
 	}
 	t.mu.Lock()
-	t.head += n
-	t.restLen -= n
-	switch {
-	case t.head == len(t.buf):
-		t.base += int64(t.head)
-		t.buf, t.head = t.buf[:0], 0
-		if cap(t.buf) > 2*t.l.cfg.SendBuffer {
-			t.buf = nil // do not pin a buffer grown by one huge packet
-		}
-	case t.head >= len(t.buf)/2 && len(t.buf) == cap(t.buf):
-		// Appends would reallocate: move the pending bytes down instead.
-		k := copy(t.buf, t.buf[t.head:])
-		t.base += int64(t.head)
-		t.buf, t.head = t.buf[:k], 0
-	}
+	t.outOff += n
 	t.space.Broadcast()
 	t.mu.Unlock()
 }
@@ -351,7 +361,7 @@ func (t *txState) more() bool {
 	if t.err != nil {
 		return false
 	}
-	return len(t.ctlRest) > 0 || t.head < len(t.buf) || t.ctlPendingLocked()
+	return len(t.ctlRest) > 0 || t.outOff < len(t.out) || len(t.buf) > 0 || t.ctlPendingLocked()
 }
 
 // release gives up ownership. It reports false if work arrived meanwhile
@@ -442,6 +452,13 @@ func (t *txState) writeAll(out []byte, data bool) (int, error) {
 	return total, nil
 }
 
+// closed reports whether the writing was stopped by Close (or Shutdown).
+func (t *txState) closed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.err == ErrLinkClosed
+}
+
 // wake makes senders blocked on a full buffer re-check their state.
 func (t *txState) wake() {
 	t.mu.Lock()
@@ -470,7 +487,7 @@ func (t *txState) drain(ctx context.Context) error {
 	defer stop()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for t.err == nil && ctx.Err() == nil && (t.head < len(t.buf) || t.writing.Load() || t.ctlPendingLocked()) {
+	for t.err == nil && ctx.Err() == nil && (t.outOff < len(t.out) || len(t.buf) > 0 || t.writing.Load() || t.ctlPendingLocked()) {
 		t.space.Wait()
 	}
 	if t.err != nil {
