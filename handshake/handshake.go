@@ -10,11 +10,12 @@ import (
 	"github.com/neolink/neolink/proto"
 )
 
-// Handshake opens a link on conn in encoding enc (proto.EncodingN or
-// proto.EncodingM). The dialer uses it, and so does a listener whose encoding
-// is fixed. It sends our handshake and reads the peer's at the same time, as
-// NEO/py does, so it costs no round trip and never deadlocks against a peer
-// that also sends first.
+// Dial is the dialer's half of the handshake: it opens a link on conn, a
+// connection this side initiated, in encoding enc (proto.EncodingN or
+// proto.EncodingM). A listener whose encoding is fixed calls Accept with that
+// encoding, which does the same. Dial sends our handshake and reads the
+// peer's at the same time, as NEO/py does, so it costs no round trip and
+// never deadlocks against a peer that also sends first.
 //
 // On success the peer's handshake, and nothing after it, has been read from
 // conn, so its first packets are still there for the link's reader, and conn
@@ -24,23 +25,27 @@ import (
 // disagrees (*VersionError, *EncodingError, ErrPeerV6) is given our whole
 // handshake before the close, so that it reports the mismatch too; that wait
 // is bounded by ctx. A peer that is gone or does not speak NEO is not waited
-// for.
+// for. A peer that closes the connection without sending a byte is most
+// likely one that expects the other encoding (NEO/py master closes on an N
+// handshake) or TLS; the error says so, and still wraps io.EOF (or the
+// reset) for errors.Is.
 //
 // ctx bounds the whole call: its deadline becomes conn's deadline, and when it
 // is cancelled conn is closed, which interrupts any blocked I/O; the error then
-// wraps ctx.Err(). No goroutine started by Handshake outlives it.
+// wraps ctx.Err(). No goroutine started by Dial outlives it.
 //
-// Handshake must be the first user of conn, and nothing else may read or
-// write conn until it returns.
-func Handshake(ctx context.Context, conn net.Conn, enc proto.Encoding) error {
+// Dial must be the first user of conn, and nothing else may read or write
+// conn until it returns.
+func Dial(ctx context.Context, conn net.Conn, enc proto.Encoding) error {
 	if !enc.Valid() {
-		return abort(conn, fmt.Errorf("invalid encoding %v (want N or M)", enc))
+		return abort(conn, fmt.Errorf(prefix+"invalid encoding %v (want N or M)", enc))
 	}
 	_, err := Accept(ctx, conn, enc)
 	return err
 }
 
-// Accept opens a link on conn for a listener and returns the encoding in use.
+// Accept is the listener's half of the handshake: it opens a link on conn, a
+// connection this side accepted, and returns the encoding in use.
 //
 // With enc == 0 it detects the encoding: it reads the peer's handshake, and
 // answers with ours of the same encoding. It does not send first, so the
@@ -51,13 +56,13 @@ func Handshake(ctx context.Context, conn net.Conn, enc proto.Encoding) error {
 // mismatch instead of an unexplained close.
 //
 // With enc == proto.EncodingN or proto.EncodingM it behaves exactly like
-// Handshake and returns enc.
+// Dial and returns enc.
 //
-// Any other enc is an error. What Handshake says about success, failure,
-// ctx, goroutines and concurrent use of conn applies to Accept too.
+// Any other enc is an error. What Dial says about success, failure, ctx,
+// goroutines and concurrent use of conn applies to Accept too.
 func Accept(ctx context.Context, conn net.Conn, enc proto.Encoding) (proto.Encoding, error) {
 	if enc != 0 && !enc.Valid() {
-		return 0, abort(conn, fmt.Errorf("invalid encoding %v (want N, M or 0 to detect)", enc))
+		return 0, abort(conn, fmt.Errorf(prefix+"invalid encoding %v (want N, M or 0 to detect)", enc))
 	}
 	if ctx.Err() != nil {
 		// Do not start I/O that the guard would have to undo at once.
@@ -95,6 +100,10 @@ func exchange(conn net.Conn, enc proto.Encoding) error {
 	peer, err := receive(conn)
 	if err == nil && peer != enc {
 		err = &EncodingError{Peer: peer, Local: enc}
+	}
+	var ce *closedEarly
+	if errors.As(err, &ce) {
+		err = &closedEarly{hint: dialHint(enc), cause: ce.cause}
 	}
 	if err != nil && !fromNEOPeer(err) {
 		// Nobody will read our handshake: unblock the writer now.
@@ -159,8 +168,8 @@ func receive(r io.Reader) (proto.Encoding, error) {
 		if enc, more, err := Classify(buf[:n]); more == 0 {
 			return enc, err
 		}
-		if errors.Is(rerr, io.EOF) {
-			return 0, closedError(buf[:n])
+		if errors.Is(rerr, io.EOF) || isReset(rerr) {
+			return 0, closedError(buf[:n], rerr)
 		}
 		return 0, rerr
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/tinylib/msgp/msgp"
 )
@@ -23,9 +24,9 @@ type DecodeError struct {
 // Error formats the failure as "proto: decode Msg.field: reason".
 func (e *DecodeError) Error() string {
 	if e.Field == "" {
-		return fmt.Sprintf("proto: decode %s: %v", e.Msg, e.Err)
+		return fmt.Sprintf("proto: decode %s: %s", e.Msg, reason(e.Err))
 	}
-	return fmt.Sprintf("proto: decode %s.%s: %v", e.Msg, e.Field, e.Err)
+	return fmt.Sprintf("proto: decode %s.%s: %s", e.Msg, e.Field, reason(e.Err))
 }
 
 // Unwrap returns the underlying error.
@@ -37,10 +38,15 @@ func (e *DecodeError) Cause() error { return e.Err }
 // Errors found while decoding, wrapped in *DecodeError.
 var (
 	// ErrTruncated means the input ended inside a value.
-	ErrTruncated = errors.New("truncated input")
+	ErrTruncated = errors.New("proto: truncated input")
 	// ErrTrailing means bytes follow the args array.
-	ErrTrailing = errors.New("trailing bytes after args")
+	ErrTrailing = errors.New("proto: trailing bytes after args")
 )
+
+// reason returns err's message without this package's prefix, for the error
+// types that wrap it and put the prefix first, so that every message of this
+// package reads "proto: ..." with the prefix exactly once.
+func reason(err error) string { return strings.TrimPrefix(err.Error(), "proto: ") }
 
 func decodeErr(msg, field string, err error) error {
 	if fe, ok := err.(*fieldError); ok {
@@ -104,13 +110,13 @@ func readEnum(b []byte, ext int8, n uint8) (uint8, []byte, error) {
 
 func readInt(b []byte) (int64, []byte, error) { return msgp.ReadInt64Bytes(b) }
 
-func readUint(b []byte, max uint64) (uint64, []byte, error) {
+func readUint(b []byte, limit uint64) (uint64, []byte, error) {
 	v, o, err := msgp.ReadUint64Bytes(b)
 	if err != nil {
 		return 0, b, err
 	}
-	if v > max {
-		return 0, b, fmt.Errorf("integer %d out of range [0, %d]", v, max)
+	if v > limit {
+		return 0, b, fmt.Errorf("integer %d out of range [0, %d]", v, limit)
 	}
 	return v, o, nil
 }

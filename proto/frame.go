@@ -49,8 +49,10 @@ type FrameError struct {
 	Err    error // ErrPacketTooBig or ErrBadFrame, wrapped with details
 }
 
-// Error formats the failure with its stream offset.
-func (e *FrameError) Error() string { return fmt.Sprintf("at offset %d: %v", e.Offset, e.Err) }
+// Error formats the failure as "proto: packet at stream offset N: reason".
+func (e *FrameError) Error() string {
+	return fmt.Sprintf("proto: packet at stream offset %d: %s", e.Offset, reason(e.Err))
+}
 
 // Unwrap returns the underlying error.
 func (e *FrameError) Unwrap() error { return e.Err }
@@ -59,12 +61,12 @@ func (e *FrameError) Unwrap() error { return e.Err }
 func (e *FrameError) Cause() error { return e.Err }
 
 // AppendPacket appends msg framed as packet id in encoding enc. A packet
-// larger than max bytes (MaxPacketSize when max <= 0) is not kept: b is
+// larger than limit bytes (MaxPacketSize when limit <= 0) is not kept: b is
 // returned with its original length and an error wrapping ErrPacketTooBig.
 // Callers that must not even encode an oversized message can check
 // msg.ArgsSize() against the limit first.
-func AppendPacket(b []byte, enc Encoding, id uint32, msg Msg, max int) ([]byte, error) {
-	max = clampMax(max)
+func AppendPacket(b []byte, enc Encoding, id uint32, msg Msg, limit int) ([]byte, error) {
+	limit = clampLimit(limit)
 	start := len(b)
 	if enc == EncodingN {
 		b = binary.BigEndian.AppendUint32(b, id)
@@ -75,8 +77,8 @@ func AppendPacket(b []byte, enc Encoding, id uint32, msg Msg, max int) ([]byte, 
 	} else {
 		b = msg.AppendArgs(appendHeaderM(b, id, msg.MsgCode()))
 	}
-	if n := len(b) - start; n > max {
-		return b[:start], fmt.Errorf("%w: %s is %d bytes, limit %d", ErrPacketTooBig, Name(msg), n, max)
+	if n := len(b) - start; n > limit {
+		return b[:start], fmt.Errorf("%w: %s is %d bytes, limit %d", ErrPacketTooBig, Name(msg), n, limit)
 	}
 	return b, nil
 }
@@ -101,9 +103,9 @@ func AppendPacketArgs(b []byte, enc Encoding, id uint32, code uint16, args []byt
 
 // ParsePacket parses one complete packet at the start of b. It returns the
 // packet (aliasing b) and ok=false if b holds only a prefix of a packet.
-// max <= 0 means MaxPacketSize.
-func ParsePacket(b []byte, enc Encoding, max int) (p Packet, ok bool, err error) {
-	r := PacketReader{enc: enc, max: clampMax(max), buf: b, end: len(b)}
+// limit <= 0 means MaxPacketSize.
+func ParsePacket(b []byte, enc Encoding, limit int) (p Packet, ok bool, err error) {
+	r := PacketReader{enc: enc, limit: clampLimit(limit), buf: b, end: len(b)}
 	p, ok, err = r.parse()
 	if err != nil {
 		err = &FrameError{Offset: 0, Err: err}
@@ -111,20 +113,20 @@ func ParsePacket(b []byte, enc Encoding, max int) (p Packet, ok bool, err error)
 	return p, ok, err
 }
 
-func clampMax(max int) int {
-	if max <= 0 || max > MaxPacketSize {
+func clampLimit(limit int) int {
+	if limit <= 0 || limit > MaxPacketSize {
 		return MaxPacketSize
 	}
-	return max
+	return limit
 }
 
 // PacketReader reads framed packets from an io.Reader. It reads ahead into
 // one reusable buffer, so a burst of small packets costs one read call, and
 // it parses headers in place. It is not safe for concurrent use.
 type PacketReader struct {
-	r   io.Reader
-	enc Encoding
-	max int
+	r     io.Reader
+	enc   Encoding
+	limit int
 
 	buf        []byte // buf[start:end] is unparsed input
 	start, end int
@@ -144,21 +146,14 @@ const (
 	readMinSpace = 4 << 10
 )
 
-// NewPacketReader returns a reader of enc-framed packets of at most max bytes
-// (MaxPacketSize when max <= 0). initial holds bytes already read from r
+// NewPacketReader returns a reader of enc-framed packets of at most limit bytes
+// (MaxPacketSize when limit <= 0). initial holds bytes already read from r
 // (e.g. read past a handshake); they are parsed first.
-func NewPacketReader(r io.Reader, enc Encoding, max int, initial []byte) *PacketReader {
-	pr := &PacketReader{r: r, enc: enc, max: clampMax(max)}
-	pr.buf = make([]byte, max2(readBufSize, len(initial)))
+func NewPacketReader(r io.Reader, enc Encoding, limit int, initial []byte) *PacketReader {
+	pr := &PacketReader{r: r, enc: enc, limit: clampLimit(limit)}
+	pr.buf = make([]byte, max(readBufSize, len(initial)))
 	pr.end = copy(pr.buf, initial)
 	return pr
-}
-
-func max2(a, b int) int {
-	if a > b {
-		return a
-	}
-	return b
 }
 
 // Next returns the next packet, reading from the underlying reader as needed.
@@ -236,8 +231,8 @@ func (r *PacketReader) parseN(b []byte) (Packet, int, error) {
 		return Packet{}, 0, nil
 	}
 	size := uint64(binary.BigEndian.Uint32(b[6:])) + HeaderSizeN
-	if size > uint64(r.max) {
-		return Packet{}, 0, fmt.Errorf("%w: header announces %d bytes, limit %d", ErrPacketTooBig, size, r.max)
+	if size > uint64(r.limit) {
+		return Packet{}, 0, fmt.Errorf("%w: header announces %d bytes, limit %d", ErrPacketTooBig, size, r.limit)
 	}
 	if uint64(len(b)) < size {
 		r.need = int(size)
@@ -290,7 +285,7 @@ func (r *PacketReader) parseM(b []byte) (Packet, int, error) {
 		*w = walker{started: true, id: id, code: code, argsAt: len(b) - len(o), off: len(b) - len(o), stack: w.stack[:0]}
 		w.stack = append(w.stack, 1)
 	}
-	done, err := w.advance(b, r.max)
+	done, err := w.advance(b, r.limit)
 	if err != nil {
 		return Packet{}, 0, err
 	}
@@ -318,7 +313,7 @@ type walker struct {
 // maxDepth bounds msgpack nesting; NEO packets nest at most 5 deep.
 const maxDepth = 32
 
-func (w *walker) advance(b []byte, max int) (done bool, err error) {
+func (w *walker) advance(b []byte, limit int) (done bool, err error) {
 	w.need = 0
 	for len(w.stack) > 0 {
 		top := len(w.stack) - 1
@@ -341,7 +336,7 @@ func (w *walker) advance(b []byte, max int) (done bool, err error) {
 			} else {
 				n, rest, err = msgp.ReadMapHeaderBytes(o)
 				n2 := uint64(n) * 2
-				if n2 > uint64(max) {
+				if n2 > uint64(limit) {
 					return false, fmt.Errorf("%w: map of %d entries", ErrPacketTooBig, n)
 				}
 				n = uint32(n2)
@@ -364,8 +359,8 @@ func (w *walker) advance(b []byte, max int) (done bool, err error) {
 			var rest []byte
 			rest, err = msgp.Skip(o)
 			if errors.Is(err, msgp.ErrShortBytes) {
-				if len(o) > max {
-					return false, fmt.Errorf("%w: object larger than %d bytes", ErrPacketTooBig, max)
+				if len(o) > limit {
+					return false, fmt.Errorf("%w: object larger than %d bytes", ErrPacketTooBig, limit)
 				}
 				return false, nil
 			}
@@ -375,8 +370,8 @@ func (w *walker) advance(b []byte, max int) (done bool, err error) {
 			return false, fmt.Errorf("%w: %v", ErrBadFrame, err)
 		}
 		end := uint64(w.off) + uint64(hdr) + uint64(size)
-		if end > uint64(max) {
-			return false, fmt.Errorf("%w: packet exceeds %d bytes", ErrPacketTooBig, max)
+		if end > uint64(limit) {
+			return false, fmt.Errorf("%w: packet exceeds %d bytes", ErrPacketTooBig, limit)
 		}
 		if end > uint64(len(b)) {
 			w.need = int(end)
@@ -404,9 +399,9 @@ func (r *PacketReader) fill() error {
 	pending := r.end - r.start
 	want := readMinSpace
 	if r.need > 0 {
-		want = min(r.need-pending, max2(pending, readBufSize))
-	} else if pending >= r.max {
-		return &FrameError{Offset: r.offset, Err: fmt.Errorf("%w: limit %d", ErrPacketTooBig, r.max)}
+		want = min(r.need-pending, max(pending, readBufSize))
+	} else if pending >= r.limit {
+		return &FrameError{Offset: r.offset, Err: fmt.Errorf("%w: limit %d", ErrPacketTooBig, r.limit)}
 	}
 	r.makeRoom(want)
 	space := r.buf[r.end:]
@@ -437,9 +432,9 @@ func (r *PacketReader) makeRoom(want int) {
 	pending := r.end - r.start
 	size := len(r.buf)
 	if pending+want > size {
-		size = max2(pending+want, 2*size)
-		if cap := r.max + maxHeaderSizeM; size > cap {
-			size = max2(cap, pending+want)
+		size = max(pending+want, 2*size)
+		if ceiling := r.limit + maxHeaderSizeM; size > ceiling {
+			size = max(ceiling, pending+want)
 		}
 	} else if size > readBufSize && r.small >= shrinkAfterN && pending+want <= readBufSize {
 		size = readBufSize
