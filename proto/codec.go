@@ -143,13 +143,41 @@ func readP64(b []byte) (uint64, []byte, error) {
 	return binary.BigEndian.Uint64(v), o, nil
 }
 
-// readBin copies a msgpack bin into dst's storage, growing it only when needed.
-func readBin(b []byte, dst []byte) ([]byte, []byte, error) {
+// readBin decodes a msgpack bin into dst. With alias it returns the bytes
+// inside b (capacity capped at their length); otherwise it copies them into
+// dst's storage when dst owns spare room (see ownedBytes), else into new
+// storage.
+func readBin(b []byte, dst []byte, alias bool) ([]byte, []byte, error) {
 	v, o, err := msgp.ReadBytesZC(b)
 	if err != nil {
 		return dst, b, err
 	}
-	return append(dst[:0], v...), o, nil
+	return setBytes(dst, v, alias), o, nil
+}
+
+// setBytes returns v as dst's new value: aliased, or copied as readBin says.
+//
+// An aliased slice has cap == len, and storage this package allocates for a
+// copy always has cap > len, so a value that was last decoded with aliasing
+// is never written through by a later copying decode: that would scribble
+// over the input it still points into.
+func setBytes(dst, v []byte, alias bool) []byte {
+	if alias {
+		if len(v) == 0 {
+			return nil
+		}
+		return v[:len(v):len(v)]
+	}
+	if cap(dst) <= len(dst) {
+		dst = nil // possibly aliased: not ours to write into
+	}
+	if len(v) < cap(dst) {
+		return append(dst[:0], v...)
+	}
+	if len(v) == 0 {
+		return nil
+	}
+	return append(make([]byte, 0, len(v)+1), v...)
 }
 
 // readText decodes a bin holding text; an unchanged value keeps its string,
@@ -165,12 +193,12 @@ func readText(b []byte, dst string) (string, []byte, error) {
 	return dst, o, nil
 }
 
-func readRaw(b []byte, dst Raw) (Raw, []byte, error) {
+func readRaw(b []byte, dst Raw, alias bool) (Raw, []byte, error) {
 	o, err := msgp.Skip(b)
 	if err != nil {
 		return dst, b, err
 	}
-	return append(dst[:0], b[:len(b)-len(o)]...), o, nil
+	return setBytes(dst, b[:len(b)-len(o)], alias), o, nil
 }
 
 // isNil reports whether the next object is nil and, if so, consumes it.
