@@ -18,8 +18,11 @@ const MaxPacketSize = 0x4000000
 // HeaderSizeN is the size of the N framing header.
 const HeaderSizeN = 10
 
-// maxHeaderSizeM bounds the M prefix before args: fixarray, u32 id, u16 code.
-const maxHeaderSizeM = 1 + 5 + 3
+// maxHeaderSizeM bounds the M prefix before args: msgpack lets the array
+// header take 5 bytes and the id and code any int form of up to 9 bytes
+// (NEO/py sends 1 + 5 + 3 at most, but a reader must not call a valid
+// header malformed just because it has not all arrived yet).
+const maxHeaderSizeM = 5 + 9 + 9
 
 // Packet is one framed packet: the routing fields and the undecoded args.
 type Packet struct {
@@ -30,6 +33,10 @@ type Packet struct {
 	Args []byte
 	// Size is the length of the whole framed packet on the wire.
 	Size int
+	// Lent reports that Args is in a buffer the reader has given away (see
+	// PacketReader.SetLendThreshold): the caller owns it and may keep it,
+	// or hand it on, after the next call on the reader.
+	Lent bool
 }
 
 // Framing errors. A reader that returns one of them has lost the stream's
@@ -135,6 +142,9 @@ type PacketReader struct {
 	walk       walker
 	small      int // packets in a row that fit the default buffer size
 	err        error
+
+	lendAt int    // packets of at least lendAt bytes are lent; 0: none
+	home   []byte // the reader's own buffer while buf holds a packet to lend
 }
 
 // Default read-ahead buffer size. A larger packet grows the buffer; it
@@ -144,6 +154,16 @@ const (
 	readBufSize  = 16 << 10
 	shrinkAfterN = 64
 	readMinSpace = 4 << 10
+)
+
+// A packet to lend gets a buffer of its announced size up to lendInitial (a
+// 1 MiB payload and its framing fit), and grows from there as its bytes
+// arrive, so that a header announcing 64 MiB does not cost 64 MiB at once.
+// lendSlack leaves room for the small fields that follow an M packet's
+// large bin, whose end is all the walker announces.
+const (
+	lendInitial = 1<<20 + 1<<10
+	lendSlack   = 64
 )
 
 // NewPacketReader returns a reader of enc-framed packets of at most limit bytes
@@ -156,8 +176,23 @@ func NewPacketReader(r io.Reader, enc Encoding, limit int, initial []byte) *Pack
 	return pr
 }
 
+// SetLendThreshold makes the reader lend large packets: a packet of at least
+// n bytes that is not already complete in the read-ahead buffer is read into
+// a buffer of its own, which the reader gives away with the packet
+// (Packet.Lent), and the reader goes on with its small read-ahead buffer. A
+// caller can so keep a large packet, or queue it, without copying it, and the
+// reader does not keep a buffer grown by one large packet. n <= 0 turns
+// lending off, the default. Each lent packet costs one allocation of its size
+// (more for a packet larger than 1 MiB, whose buffer grows as its bytes
+// arrive), so n is best well above the read-ahead size of 16 KiB.
+//
+// Lending starts as soon as the packet is known to reach n bytes: from its
+// header in N, from the size of a large bin (or n bytes buffered) in M.
+func (r *PacketReader) SetLendThreshold(n int) { r.lendAt = max(n, 0) }
+
 // Next returns the next packet, reading from the underlying reader as needed.
-// The returned Args alias the reader's buffer until the next call.
+// The returned Args alias the reader's buffer until the next call, unless
+// the packet is Lent.
 //
 // A framing error (*FrameError) or read error is sticky: every later call
 // returns it again. A read error that is a timeout (net.Error with Timeout())
@@ -223,7 +258,35 @@ func (r *PacketReader) parse() (Packet, bool, error) {
 		r.small++
 	}
 	r.walk = walker{stack: r.walk.stack[:0]}
+	if r.home != nil {
+		r.endLend()
+		p.Lent = true
+	}
 	return p, true, nil
+}
+
+// startLend moves the pending bytes of a packet to lend into a buffer of
+// their own, keeping the reader's buffer as home.
+func (r *PacketReader) startLend() {
+	pending := r.end - r.start
+	size := 2*pending + readMinSpace
+	if r.need > 0 {
+		size = max(pending+readMinSpace, min(r.need+lendSlack, max(lendInitial, 2*pending)))
+	}
+	size = min(size, r.limit+maxHeaderSizeM)
+	nb := make([]byte, size)
+	copy(nb, r.buf[r.start:r.end])
+	r.home, r.buf = r.buf, nb
+	r.start, r.end = 0, pending
+}
+
+// endLend returns to the home buffer once the lent packet is consumed,
+// taking along the few bytes read past its end (fill reads at most
+// readMinSpace past the packet while lending, less than home holds).
+func (r *PacketReader) endLend() {
+	rest := r.buf[r.start:r.end]
+	r.buf, r.home = r.home, nil
+	r.start, r.end = 0, copy(r.buf, rest)
 }
 
 func (r *PacketReader) parseN(b []byte) (Packet, int, error) {
@@ -272,7 +335,7 @@ func (r *PacketReader) parseM(b []byte) (Packet, int, error) {
 		}
 		if err != nil {
 			if errors.Is(err, msgp.ErrShortBytes) {
-				if len(b) >= maxHeaderSizeM+5 {
+				if len(b) > maxHeaderSizeM {
 					return Packet{}, 0, fmt.Errorf("%w: header: %v", ErrBadFrame, err)
 				}
 				return Packet{}, 0, nil
@@ -403,13 +466,20 @@ func (r *PacketReader) fill() error {
 	} else if pending >= r.limit {
 		return &FrameError{Offset: r.offset, Err: fmt.Errorf("%w: limit %d", ErrPacketTooBig, r.limit)}
 	}
+	if r.lendAt > 0 && r.home == nil && (r.need >= r.lendAt || pending >= r.lendAt) {
+		r.startLend()
+	}
 	r.makeRoom(want)
 	space := r.buf[r.end:]
-	if r.need > readBufSize && r.start+r.need <= len(r.buf) {
+	switch {
+	case r.need > pending && (r.need > readBufSize || r.home != nil):
 		// Inside a large packet, read only up to its end: reading ahead
 		// would leave the next packet's start at the buffer's tail, to be
-		// moved to the front before the next large packet fits.
-		space = r.buf[r.end : r.start+r.need]
+		// moved to the front before the next large packet fits (or, for
+		// a lent packet, to be moved back home).
+		space = r.buf[r.end:min(len(r.buf), r.start+r.need)]
+	case r.home != nil:
+		space = r.buf[r.end:min(len(r.buf), r.end+readMinSpace)]
 	}
 	n, err := r.r.Read(space)
 	r.end += n
@@ -436,7 +506,7 @@ func (r *PacketReader) makeRoom(want int) {
 		if ceiling := r.limit + maxHeaderSizeM; size > ceiling {
 			size = max(ceiling, pending+want)
 		}
-	} else if size > readBufSize && r.small >= shrinkAfterN && pending+want <= readBufSize {
+	} else if r.home == nil && size > readBufSize && r.small >= shrinkAfterN && pending+want <= readBufSize {
 		size = readBufSize
 	}
 	if size != len(r.buf) {
