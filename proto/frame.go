@@ -33,10 +33,12 @@ type Packet struct {
 	Args []byte
 	// Size is the length of the whole framed packet on the wire.
 	Size int
-	// Lent reports that Args is in a buffer the reader has given away (see
-	// PacketReader.SetLendThreshold): the caller owns it and may keep it,
-	// or hand it on, after the next call on the reader.
-	Lent bool
+	// Lent is, for a packet the reader lent (see
+	// PacketReader.SetLendThreshold), the whole buffer that holds it, Args
+	// included; nil otherwise. The caller owns it: Args stays valid after
+	// the next call on the reader, for as long as the caller likes. Passing
+	// it to Recycle once done lets a later large packet reuse it.
+	Lent []byte
 }
 
 // Framing errors. A reader that returns one of them has lost the stream's
@@ -156,16 +158,6 @@ const (
 	readMinSpace = 4 << 10
 )
 
-// A packet to lend gets a buffer of its announced size up to lendInitial (a
-// 1 MiB payload and its framing fit), and grows from there as its bytes
-// arrive, so that a header announcing 64 MiB does not cost 64 MiB at once.
-// lendSlack leaves room for the small fields that follow an M packet's
-// large bin, whose end is all the walker announces.
-const (
-	lendInitial = 1<<20 + 1<<10
-	lendSlack   = 64
-)
-
 // NewPacketReader returns a reader of enc-framed packets of at most limit bytes
 // (MaxPacketSize when limit <= 0). initial holds bytes already read from r
 // (e.g. read past a handshake); they are parsed first.
@@ -175,20 +167,6 @@ func NewPacketReader(r io.Reader, enc Encoding, limit int, initial []byte) *Pack
 	pr.end = copy(pr.buf, initial)
 	return pr
 }
-
-// SetLendThreshold makes the reader lend large packets: a packet of at least
-// n bytes that is not already complete in the read-ahead buffer is read into
-// a buffer of its own, which the reader gives away with the packet
-// (Packet.Lent), and the reader goes on with its small read-ahead buffer. A
-// caller can so keep a large packet, or queue it, without copying it, and the
-// reader does not keep a buffer grown by one large packet. n <= 0 turns
-// lending off, the default. Each lent packet costs one allocation of its size
-// (more for a packet larger than 1 MiB, whose buffer grows as its bytes
-// arrive), so n is best well above the read-ahead size of 16 KiB.
-//
-// Lending starts as soon as the packet is known to reach n bytes: from its
-// header in N, from the size of a large bin (or n bytes buffered) in M.
-func (r *PacketReader) SetLendThreshold(n int) { r.lendAt = max(n, 0) }
 
 // Next returns the next packet, reading from the underlying reader as needed.
 // The returned Args alias the reader's buffer until the next call, unless
@@ -259,34 +237,10 @@ func (r *PacketReader) parse() (Packet, bool, error) {
 	}
 	r.walk = walker{stack: r.walk.stack[:0]}
 	if r.home != nil {
+		p.Lent = r.buf
 		r.endLend()
-		p.Lent = true
 	}
 	return p, true, nil
-}
-
-// startLend moves the pending bytes of a packet to lend into a buffer of
-// their own, keeping the reader's buffer as home.
-func (r *PacketReader) startLend() {
-	pending := r.end - r.start
-	size := 2*pending + readMinSpace
-	if r.need > 0 {
-		size = max(pending+readMinSpace, min(r.need+lendSlack, max(lendInitial, 2*pending)))
-	}
-	size = min(size, r.limit+maxHeaderSizeM)
-	nb := make([]byte, size)
-	copy(nb, r.buf[r.start:r.end])
-	r.home, r.buf = r.buf, nb
-	r.start, r.end = 0, pending
-}
-
-// endLend returns to the home buffer once the lent packet is consumed,
-// taking along the few bytes read past its end (fill reads at most
-// readMinSpace past the packet while lending, less than home holds).
-func (r *PacketReader) endLend() {
-	rest := r.buf[r.start:r.end]
-	r.buf, r.home = r.home, nil
-	r.start, r.end = 0, copy(r.buf, rest)
 }
 
 func (r *PacketReader) parseN(b []byte) (Packet, int, error) {
@@ -509,7 +463,12 @@ func (r *PacketReader) makeRoom(want int) {
 	} else if r.home == nil && size > readBufSize && r.small >= shrinkAfterN && pending+want <= readBufSize {
 		size = readBufSize
 	}
-	if size != len(r.buf) {
+	if size != len(r.buf) && r.home != nil {
+		nb := getLendBuf(size)
+		copy(nb, r.buf[r.start:r.end])
+		Recycle(r.buf)
+		r.buf = nb
+	} else if size != len(r.buf) {
 		nb := make([]byte, size)
 		copy(nb, r.buf[r.start:r.end])
 		r.buf = nb

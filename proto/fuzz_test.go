@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"testing"
+	"unsafe"
 
 	"github.com/tinylib/msgp/msgp"
 )
@@ -157,6 +158,16 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// within reports whether the bytes of s are inside buf.
+func within(s, buf []byte) bool {
+	if len(s) == 0 {
+		return true
+	}
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(buf)))
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(s)))
+	return p >= start && p+uintptr(len(s)) <= start+uintptr(len(buf))
+}
+
 type readResult struct {
 	packets []Packet
 	err     error
@@ -178,12 +189,19 @@ func readAllPackets(t *testing.T, r *PacketReader, lendAt int) readResult {
 			res.err = err
 			return res
 		}
-		if p.Lent {
+		if p.Lent != nil {
 			if lendAt == 0 || p.Size < lendAt {
 				t.Fatalf("packet of %d bytes lent with threshold %d", p.Size, lendAt)
 			}
-			if cap(p.Args) != len(p.Args) {
-				t.Fatalf("lent args have spare capacity")
+			if cap(p.Args) != len(p.Args) || !within(p.Args, p.Lent) {
+				t.Fatalf("lent args have spare capacity or lie outside the lent buffer")
+			}
+			if len(res.packets)%2 == 0 {
+				// Give every other buffer back, so that later packets
+				// are read into recycled buffers with stale bytes.
+				p.Args = bytes.Clone(p.Args)
+				Recycle(p.Lent)
+				p.Lent = nil
 			}
 		} else {
 			p.Args = bytes.Clone(p.Args)
