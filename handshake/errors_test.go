@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/neolink/neolink/proto"
@@ -37,6 +38,27 @@ func TestErrorMessages(t *testing.T) {
 	} {
 		if err.Error() != want {
 			t.Errorf("got  %q\nwant %q", err, want)
+		}
+	}
+}
+
+// TestErrorPrefix: every error of the package, alone or inside an *Error,
+// reads "handshake: ..." with the prefix exactly once.
+func TestErrorPrefix(t *testing.T) {
+	var errs []error
+	for _, in := range []string{"\x16", "\x15", "\x00\x00\x00\x06", "NEON\x01\x06", "\x92\xa3NEO\x04", "GET "} {
+		_, _, err := Classify([]byte(in))
+		errs = append(errs, err)
+	}
+	errs = append(errs,
+		&EncodingError{Peer: proto.EncodingM, Local: proto.EncodingN},
+		closedError(nil, io.EOF), closedError([]byte("NE"), io.EOF),
+		&closedEarly{hint: dialHint(proto.EncodingM), cause: io.EOF})
+	for _, err := range errs {
+		for _, e := range []error{err, &Error{Err: err}} {
+			if msg := e.Error(); !strings.HasPrefix(msg, "handshake: ") || strings.Contains(msg, ": handshake: ") {
+				t.Errorf("%q", msg)
+			}
 		}
 	}
 }

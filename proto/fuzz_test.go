@@ -279,7 +279,10 @@ func addChunkSeeds(f *testing.F, enc Encoding) {
 	for _, s := range seeds {
 		all = append(all, s...)
 	}
-	for i, s := range append(seeds, all) {
+	// Id and code in their widest msgpack int forms, valid but never sent
+	// by NEO/py: a reader must wait for all of the header.
+	wide := unhex(f, "dd 00000003 cf 0000000000000007 cf 0000000000000002 90")
+	for i, s := range append(seeds, all, wide) {
 		f.Add(s, uint64(i), uint16(0), uint16(0))
 		f.Add(s, uint64(i), uint16(0), uint16(10<<10))
 		f.Add(s, uint64(i), uint16(30<<10), uint16(10<<10))
