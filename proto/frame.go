@@ -200,7 +200,7 @@ func (r *PacketReader) Next() (Packet, error) {
 // NextBuffered returns the next packet if it is already complete in the
 // buffer, without reading; ok is false if more input is needed. A framing
 // error is sticky, as for Next. The packet's Args are valid until the next
-// call on the reader.
+// call on the reader, unless the packet is Lent.
 func (r *PacketReader) NextBuffered() (p Packet, ok bool, err error) {
 	if r.err != nil {
 		return Packet{}, false, r.err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 	"unsafe"
 
@@ -220,3 +221,49 @@ func TestClone(t *testing.T) {
 type foreignMsg struct{ proto.Ping }
 
 func (*foreignMsg) MsgCode() uint16 { return 2 }
+
+// TestGeneratedVariants: exactly the messages holding a bin (a []byte other
+// than Raw) have AppendArgsSG, and exactly those holding any []byte have
+// DecodeArgsAlias, however deep the field.
+func TestGeneratedVariants(t *testing.T) {
+	raw := reflect.TypeFor[proto.Raw]()
+	var holds func(reflect.Type, bool) bool
+	holds = func(t reflect.Type, rawToo bool) bool {
+		switch t.Kind() {
+		case reflect.Slice:
+			if t.Elem().Kind() == reflect.Uint8 {
+				return rawToo || t != raw
+			}
+			return holds(t.Elem(), rawToo)
+		case reflect.Struct:
+			for i := range t.NumField() {
+				if holds(t.Field(i).Type, rawToo) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	sgs, aliases := 0, 0
+	for _, code := range proto.Codes() {
+		m := proto.New(code)
+		typ := reflect.TypeOf(m).Elem()
+		_, sg := m.(interface {
+			AppendArgsSG([]byte, *proto.Segments) []byte
+		})
+		_, alias := m.(interface{ DecodeArgsAlias([]byte) error })
+		if sg != holds(typ, false) || alias != holds(typ, true) {
+			t.Errorf("%s: AppendArgsSG %v, DecodeArgsAlias %v", typ.Name(), sg, alias)
+		}
+		if sg {
+			sgs++
+		}
+		if alias {
+			aliases++
+		}
+	}
+	if sgs == 0 || aliases <= sgs {
+		t.Errorf("%d messages with AppendArgsSG, %d with DecodeArgsAlias", sgs, aliases)
+	}
+	t.Logf("%d messages with AppendArgsSG, %d with DecodeArgsAlias, of %d", sgs, aliases, proto.NumMsgs)
+}
