@@ -32,7 +32,9 @@ import (
 //
 // ctx bounds the whole call: its deadline becomes conn's deadline, and when it
 // is cancelled conn is closed, which interrupts any blocked I/O; the error then
-// wraps ctx.Err(). No goroutine started by Dial outlives it.
+// wraps ctx.Err() and says how many bytes of the peer's handshake had
+// arrived (none: a silent peer; all: one that did not read ours). No
+// goroutine started by Dial outlives it.
 //
 // Dial must be the first user of conn, and nothing else may read or write
 // conn until it returns.
@@ -70,12 +72,18 @@ func Accept(ctx context.Context, conn net.Conn, enc proto.Encoding) (proto.Encod
 	}
 	g := watch(ctx, conn)
 	var err error
+	got := 0 // bytes of the peer's handshake received
 	if enc == 0 {
-		enc, err = detect(conn)
+		enc, err = detect(conn, &got)
 	} else {
-		err = exchange(conn, enc)
+		err = exchange(conn, enc, &got)
 	}
 	if err = g.release(err); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			// How far the peer got tells a silent peer from a slow one,
+			// and from one that sent its handshake but did not read ours.
+			err = fmt.Errorf("%w after %d of the peer's %d handshake bytes", err, got, Size)
+		}
 		return 0, abort(conn, err)
 	}
 	return enc, nil
@@ -91,13 +99,13 @@ func abort(conn net.Conn, err error) *Error {
 // exchange writes our handshake in a goroutine while it reads the peer's:
 // on a net.Pipe a Write blocks until the other end reads, and both ends
 // write first.
-func exchange(conn net.Conn, enc proto.Encoding) error {
+func exchange(conn net.Conn, enc proto.Encoding, got *int) error {
 	sent := make(chan error, 1)
 	go func() {
 		_, err := conn.Write(handshake(enc))
 		sent <- err
 	}()
-	peer, err := receive(conn)
+	peer, err := receive(conn, got)
 	if err == nil && peer != enc {
 		err = &EncodingError{Peer: peer, Local: enc}
 	}
@@ -117,8 +125,8 @@ func exchange(conn net.Conn, enc proto.Encoding) error {
 }
 
 // detect reads the peer's handshake and answers in its encoding.
-func detect(conn net.Conn) (proto.Encoding, error) {
-	enc, err := receive(conn)
+func detect(conn net.Conn, got *int) (proto.Encoding, error) {
+	enc, err := receive(conn, got)
 	if err != nil {
 		if reply := replyTo(err); reply != 0 {
 			// Best effort: the peer learns why we close. Our error is
@@ -149,8 +157,8 @@ func replyTo(err error) proto.Encoding {
 
 // receive reads the peer's handshake, deciding after every Read with
 // Classify, and never asks for more than Classify allows so that no byte
-// past the handshake is consumed.
-func receive(r io.Reader) (proto.Encoding, error) {
+// past the handshake is consumed. It counts the bytes received in *got.
+func receive(r io.Reader, got *int) (proto.Encoding, error) {
 	var buf [Size]byte
 	n := 0
 	for {
@@ -160,6 +168,7 @@ func receive(r io.Reader) (proto.Encoding, error) {
 		}
 		m, rerr := r.Read(buf[n : n+more])
 		n += m
+		*got = n
 		if rerr == nil {
 			continue
 		}

@@ -432,19 +432,39 @@ func TestContextCancel(t *testing.T) {
 
 func TestContextDeadline(t *testing.T) {
 	const timeout = 100 * time.Millisecond
+	sendThenWait := func(data []byte) peerFunc {
+		return func(c net.Conn, stop <-chan struct{}) peerResult {
+			c.Write(data)
+			<-stop
+			return peerResult{}
+		}
+	}
+	peers := []struct {
+		name string
+		peer peerFunc
+		want string
+	}{
+		{"silent", silent, "after 0 of the peer's 6 handshake bytes"},
+		{"partial", sendThenWait([]byte("NEO")), "after 3 of the peer's 6 handshake bytes"},
+	}
 	for _, tr := range transports {
 		for _, s := range []side{dialN, acceptAuto} {
-			t.Run(tr.name+"/"+s.name, func(t *testing.T) {
-				ctx, cancel := context.WithTimeout(context.Background(), timeout)
-				defer cancel()
-				o := run(t, ctx, tr, s, silent)
-				if !errors.Is(o.err, context.DeadlineExceeded) {
-					t.Fatalf("got %v, want context.DeadlineExceeded", o.err)
-				}
-				if o.elapsed < timeout-10*time.Millisecond || o.elapsed > prompt {
-					t.Errorf("took %v with a %v deadline", o.elapsed, timeout)
-				}
-			})
+			for _, p := range peers {
+				t.Run(tr.name+"/"+s.name+"/"+p.name, func(t *testing.T) {
+					ctx, cancel := context.WithTimeout(context.Background(), timeout)
+					defer cancel()
+					o := run(t, ctx, tr, s, p.peer)
+					if !errors.Is(o.err, context.DeadlineExceeded) {
+						t.Fatalf("got %v, want context.DeadlineExceeded", o.err)
+					}
+					if !strings.Contains(o.err.Error(), p.want) {
+						t.Errorf("message %q does not say %q", o.err, p.want)
+					}
+					if o.elapsed < timeout-10*time.Millisecond || o.elapsed > prompt {
+						t.Errorf("took %v with a %v deadline", o.elapsed, timeout)
+					}
+				})
+			}
 		}
 	}
 }
