@@ -23,8 +23,8 @@
 //
 //   - Out: AppendPacketSG encodes into a caller's buffer all but the bin
 //     fields above a threshold (16 KiB by default), which it records in a
-//     Segments; Segments.Buffers gives the net.Buffers to write with one
-//     writev, byte for byte what AppendPacket would have buffered.
+//     Segments; Segments.WriteBuffers writes them with one writev, byte for
+//     byte what AppendPacket would have buffered.
 //   - In: PacketReader.SetLendThreshold makes the reader read a large packet
 //     into a buffer of its own and give it away (Packet.Lent) instead of
 //     growing its read-ahead buffer; DecodeArgsAlias decodes with []byte

@@ -113,7 +113,7 @@ func ExamplePacketReader() {
 
 // A writer batching packets into one buffer leaves large payloads out of it
 // and writes buffer parts and payloads with one writev. Here the "socket" is
-// a bytes.Buffer, which net.Buffers writes part by part.
+// a bytes.Buffer, which gets the parts one Write each.
 func ExampleAppendPacketSG() {
 	data := bytes.Repeat([]byte{0xab}, 100<<10)
 	var seg proto.Segments
@@ -122,9 +122,8 @@ func ExampleAppendPacketSG() {
 	buf, _ = proto.AppendPacketSG(buf, &seg, proto.EncodingN, 2, &proto.AnswerObject{OID: 7, Data: data}, 0)
 
 	var sock bytes.Buffer
-	bufs := seg.Buffers(buf)
-	fmt.Printf("%d bytes buffered, %d left in place, %d parts\n", len(buf), seg.Len(), len(bufs))
-	if _, err := bufs.WriteTo(&sock); err != nil {
+	fmt.Printf("%d bytes buffered, %d left in place, %d parts\n", len(buf), seg.Len(), len(seg.Buffers(buf)))
+	if _, err := seg.WriteBuffers(&sock, buf); err != nil {
 		panic(err)
 	}
 	seg.Reset() // with buf[:0], for the next batch; the payload may change again

@@ -3,6 +3,7 @@ package proto
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 	"net"
 
 	"github.com/tinylib/msgp/msgp"
@@ -32,6 +33,7 @@ type Segments struct {
 	ext   []extSeg
 	bytes int // sum of len(ext[i].data)
 	bufs  net.Buffers
+	out   net.Buffers // what WriteBuffers consumes, so bufs keeps its storage
 }
 
 type extSeg struct {
@@ -45,6 +47,7 @@ func (s *Segments) Reset() {
 	s.ext = s.ext[:0]
 	clear(s.bufs)
 	s.bufs = s.bufs[:0]
+	s.out = nil
 	s.bytes = 0
 }
 
@@ -78,6 +81,18 @@ func (s *Segments) Buffers(b []byte) net.Buffers {
 		s.bufs = append(s.bufs, b[prev:])
 	}
 	return s.bufs
+}
+
+// WriteBuffers writes Buffers(b) to w: with one writev where w supports it
+// (*net.TCPConn, *net.UnixConn), else with one Write per part, which for a
+// *tls.Conn means at least one TLS record per part. Unlike calling WriteTo
+// on the result of Buffers, it allocates nothing. The result is that of
+// net.Buffers.WriteTo.
+func (s *Segments) WriteBuffers(w io.Writer, b []byte) (int64, error) {
+	s.out = s.Buffers(b)
+	n, err := s.out.WriteTo(w)
+	s.out = nil
+	return n, err
 }
 
 // AppendTo appends the wire bytes of b with the segments in place to dst: the

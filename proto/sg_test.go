@@ -3,7 +3,9 @@ package proto_test
 import (
 	"bytes"
 	"errors"
+	"io"
 	"math/rand/v2"
+	"net"
 	"reflect"
 	"testing"
 	"unsafe"
@@ -109,6 +111,53 @@ func TestAppendPacketSGTooBig(t *testing.T) {
 	}
 }
 
+// TestWriteBuffers writes scatter-gather packets to a TCP loopback
+// connection, where net.Buffers uses writev, and checks the bytes received.
+func TestWriteBuffers(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	received := make(chan []byte, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			received <- nil
+			return
+		}
+		defer c.Close()
+		b, _ := io.ReadAll(c)
+		received <- b
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	var seg proto.Segments
+	var buf, want []byte
+	for i := range 20 {
+		m := &proto.AnswerObject{OID: proto.Oid(i), Data: make([]byte, rng.IntN(200<<10))}
+		for j := range m.Data {
+			m.Data[j] = byte(i + j)
+		}
+		want, _ = proto.AppendPacket(want, proto.EncodingN, uint32(i), m, 0)
+		seg.Reset()
+		buf, _ = proto.AppendPacketSG(buf[:0], &seg, proto.EncodingN, uint32(i), m, 0)
+		buf, _ = proto.AppendPacketSG(buf, &seg, proto.EncodingN, uint32(i), &proto.Ping{}, 0)
+		want, _ = proto.AppendPacket(want, proto.EncodingN, uint32(i), &proto.Ping{}, 0)
+		n, err := seg.WriteBuffers(c, buf)
+		if err != nil || int(n) != len(buf)+seg.Len() {
+			t.Fatalf("wrote %d of %d bytes: %v", n, len(buf)+seg.Len(), err)
+		}
+	}
+	c.Close()
+	if got := <-received; !bytes.Equal(got, want) {
+		t.Fatalf("received %d bytes, not the %d AppendPacket gives", len(got), len(want))
+	}
+}
+
 func TestAppendPacketSGAllocs(t *testing.T) {
 	m := &proto.AnswerObject{Checksum: make([]byte, 20), Data: make([]byte, 1<<20)}
 	ping := &proto.Ping{}
@@ -119,7 +168,9 @@ func TestAppendPacketSGAllocs(t *testing.T) {
 		b, _ := proto.AppendPacketSG(buf[:0], &seg, proto.EncodingN, 1, m, 0)
 		b, _ = proto.AppendPacketSG(b, &seg, proto.EncodingN, 2, ping, 0)
 		b, _ = proto.AppendPacketSG(b, &seg, proto.EncodingN, 3, m, 0)
-		_ = seg.Buffers(b)
+		if _, err := seg.WriteBuffers(io.Discard, b); err != nil {
+			t.Fatal(err)
+		}
 	}
 	run()
 	if n := testing.AllocsPerRun(100, run); n != 0 {
