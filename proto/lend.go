@@ -56,11 +56,12 @@ func (r *PacketReader) endLend() {
 }
 
 // Lent buffers are recycled by size class: four classes per power of two,
-// from 16 KiB (4<<lendMinShift) to 80 MiB, above the largest packet, so that
-// a buffer is at most 25% larger than asked for.
+// from 16 KiB (4<<lendMinShift) to 112 MiB (7<<lendMaxShift), past the
+// largest packet, so that a buffer is at most 25% larger than asked for.
 const (
 	lendMinShift = 12
-	lendClasses  = (26 - lendMinShift + 1) * 4
+	lendMaxShift = 24
+	lendClasses  = (lendMaxShift - lendMinShift + 1) * 4
 )
 
 var (
