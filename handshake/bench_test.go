@@ -23,7 +23,7 @@ func benchmarkHandshake(b *testing.B, enc proto.Encoding) {
 			_, err := Accept(ctx, l, 0)
 			done <- err
 		}()
-		if err := Handshake(ctx, d, enc); err != nil {
+		if err := Dial(ctx, d, enc); err != nil {
 			b.Fatal(err)
 		}
 		if err := <-done; err != nil {

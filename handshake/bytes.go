@@ -45,6 +45,10 @@ const (
 	// tlsHandshakeRecord is the first byte of a TLS ClientHello (content
 	// type 22, handshake); NEO/py's TLS server peeks at exactly this byte.
 	tlsHandshakeRecord = 0x16
+	// tlsAlertRecord is the first byte of a TLS alert record (content type
+	// 21). Some TLS servers answer a plain handshake with one before they
+	// close; the N and M handshakes never start with it.
+	tlsAlertRecord = 0x15
 )
 
 // Bytes returns a new copy of the handshake that this side sends for enc, or

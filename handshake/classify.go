@@ -18,7 +18,7 @@ import (
 //     prefix[Size:] is the start of the packet stream.
 //   - more == 0, err != nil (enc == 0): the peer is not one we can talk to.
 //     err is a *VersionError (our magic, other versions), a *NotNEOError,
-//     ErrPeerV6 or ErrPeerTLS.
+//     ErrPeerV6, ErrPeerTLS or ErrPeerTLSAlert.
 //
 // Classify decides as early as the bytes allow: 1 byte for TLS and for most
 // non-NEO data, 4 for a NEO/go 2020 peer, 6 for the two accepted handshakes
@@ -38,11 +38,14 @@ func Classify(prefix []byte) (enc proto.Encoding, more int, err error) {
 		// the 4-byte NEO/go 2020 handshake.
 		return 0, len(handshakeV6), nil
 	}
-	if prefix[0] == tlsHandshakeRecord {
+	switch prefix[0] {
+	case tlsHandshakeRecord:
 		return 0, 0, ErrPeerTLS
+	case tlsAlertRecord:
+		return 0, 0, ErrPeerTLSAlert
 	}
 	for _, enc := range [...]proto.Encoding{proto.EncodingN, proto.EncodingM} {
-		if more, err, ok := classifyAs(prefix, enc); ok {
+		if more, ok, err := classifyAs(prefix, enc); ok {
 			return decided(enc, more, err)
 		}
 	}
@@ -57,23 +60,23 @@ func Classify(prefix []byte) (enc proto.Encoding, more int, err error) {
 
 // classifyAs matches prefix against enc's magic. ok is false when the magic
 // does not match, in which case the peer is not speaking enc at all.
-func classifyAs(prefix []byte, enc proto.Encoding) (more int, err error, ok bool) {
+func classifyAs(prefix []byte, enc proto.Encoding) (more int, ok bool, err error) {
 	hs := handshake(enc)
 	magic := hs[:magicLen(enc)]
 	if !isPrefix(prefix, magic) {
-		return 0, nil, false
+		return 0, false, nil
 	}
 	if len(prefix) < Size {
-		return Size - len(prefix), nil, true
+		return Size - len(prefix), true, nil
 	}
 	if bytes.Equal(prefix, hs) {
-		return 0, nil, true
+		return 0, true, nil
 	}
-	return 0, &VersionError{
+	return 0, true, &VersionError{
 		Encoding: enc,
 		Peer:     bytes.Clone(prefix[len(magic):]),
 		Local:    bytes.Clone(hs[len(magic):]),
-	}, true
+	}
 }
 
 // decided turns classifyAs's answer into Classify's: the encoding is only

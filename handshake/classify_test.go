@@ -12,6 +12,10 @@ import (
 // sends it: content type 0x16, version 0301, length, handshake type 1.
 var clientHello = []byte{0x16, 0x03, 0x01, 0x00, 0xf8, 0x01, 0x00, 0x00, 0xf4, 0x03, 0x03}
 
+// tlsAlert is a fatal protocol_version alert record (level 2, description
+// 70), which a TLS server may send on reading a plain NEO handshake.
+var tlsAlert = []byte{0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x46}
+
 func TestBytes(t *testing.T) {
 	for enc, want := range map[proto.Encoding]string{
 		proto.EncodingN: "NEON\x01\x05",
@@ -69,6 +73,8 @@ func TestClassify(t *testing.T) {
 		{"\x00\x01", want{err: &ne}},
 		{"\x16", want{err: ErrPeerTLS}},
 		{string(clientHello), want{err: ErrPeerTLS}},
+		{"\x15", want{err: ErrPeerTLSAlert}},
+		{string(tlsAlert), want{err: ErrPeerTLSAlert}},
 		{"NEOX", want{err: &ne}},
 		{"\x92\xa4", want{err: &ne}},
 		{"G", want{err: &ne}},
@@ -117,6 +123,7 @@ func FuzzClassify(f *testing.F) {
 	f.Add(append(Bytes(proto.EncodingM), 0x93, 0x00, 0x01, 0x90))
 	f.Add(handshakeV6[:])
 	f.Add(clientHello)
+	f.Add(tlsAlert)
 	f.Add([]byte("NEON\x02\x05"))
 	f.Add([]byte("GET / HTTP/1.1\r\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {

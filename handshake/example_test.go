@@ -34,14 +34,14 @@ func ExampleClassify() {
 	// 92 a3 4e 45 4f 05 93 00 01: encoding M, packets start at byte 6
 	// 4e 45 4f 4e 01 05: encoding N, packets start at byte 6
 	// 92 a3: undecided, read up to 4 more bytes
-	// 00 00 00 06: peer speaks NEO/go-2020 protocol v6 (handshake 00000006), not N or M
-	// 92 a3 4e 45 4f 04: encoding M: protocol version mismatch: peer = 04 (protocol 4); our side = 05 (protocol 5)
-	// 16 03 01: peer started TLS (first byte 0x16, a ClientHello) but our side is plain: configure TLS on both ends or on neither
-	// 47 45 54 20: peer is not a NEO node: it sent 47455420, which starts no NEO handshake (N 4e454f4e0105, M 92a34e454f05)
+	// 00 00 00 06: handshake: peer speaks NEO/go-2020 protocol v6 (handshake 00000006), not N or M
+	// 92 a3 4e 45 4f 04: handshake: encoding M: protocol version mismatch: peer = 04 (protocol 4); our side = 05 (protocol 5)
+	// 16 03 01: handshake: peer started TLS (first byte 0x16, a ClientHello) but our side is plain: configure TLS on both ends or on neither
+	// 47 45 54 20: handshake: peer is not a NEO node: it sent 47455420, which starts no NEO handshake (N 4e454f4e0105, M 92a34e454f05)
 }
 
 // The verdicts are typed, so a caller can tell the cases apart with
-// errors.Is and errors.As, also through the *Error that Handshake returns.
+// errors.Is and errors.As, also through the *Error that Dial and Accept return.
 func ExampleClassify_errors() {
 	_, _, err := handshake.Classify([]byte{0x00, 0x00, 0x00, 0x06})
 	fmt.Println(errors.Is(err, handshake.ErrPeerV6))

@@ -10,11 +10,12 @@ import (
 	"github.com/neolink/neolink/proto"
 )
 
-// Handshake opens a link on conn in encoding enc (proto.EncodingN or
-// proto.EncodingM). The dialer uses it, and so does a listener whose encoding
-// is fixed. It sends our handshake and reads the peer's at the same time, as
-// NEO/py does, so it costs no round trip and never deadlocks against a peer
-// that also sends first.
+// Dial is the dialer's half of the handshake: it opens a link on conn, a
+// connection this side initiated, in encoding enc (proto.EncodingN or
+// proto.EncodingM). A listener whose encoding is fixed calls Accept with that
+// encoding, which does the same. Dial sends our handshake and reads the
+// peer's at the same time, as NEO/py does, so it costs no round trip and
+// never deadlocks against a peer that also sends first.
 //
 // On success the peer's handshake, and nothing after it, has been read from
 // conn, so its first packets are still there for the link's reader, and conn
@@ -24,23 +25,29 @@ import (
 // disagrees (*VersionError, *EncodingError, ErrPeerV6) is given our whole
 // handshake before the close, so that it reports the mismatch too; that wait
 // is bounded by ctx. A peer that is gone or does not speak NEO is not waited
-// for.
+// for. A peer that closes the connection without sending a byte is most
+// likely one that expects the other encoding (NEO/py master closes on an N
+// handshake) or TLS; the error says so, and still wraps io.EOF (or the
+// reset) for errors.Is.
 //
 // ctx bounds the whole call: its deadline becomes conn's deadline, and when it
 // is cancelled conn is closed, which interrupts any blocked I/O; the error then
-// wraps ctx.Err(). No goroutine started by Handshake outlives it.
+// wraps ctx.Err() and says how many bytes of the peer's handshake had
+// arrived (none: a silent peer; all: one that did not read ours). No
+// goroutine started by Dial outlives it.
 //
-// Handshake must be the first user of conn, and nothing else may read or
-// write conn until it returns.
-func Handshake(ctx context.Context, conn net.Conn, enc proto.Encoding) error {
+// Dial must be the first user of conn, and nothing else may read or write
+// conn until it returns.
+func Dial(ctx context.Context, conn net.Conn, enc proto.Encoding) error {
 	if !enc.Valid() {
-		return abort(conn, fmt.Errorf("invalid encoding %v (want N or M)", enc))
+		return abort(conn, fmt.Errorf(prefix+"invalid encoding %v (want N or M)", enc))
 	}
 	_, err := Accept(ctx, conn, enc)
 	return err
 }
 
-// Accept opens a link on conn for a listener and returns the encoding in use.
+// Accept is the listener's half of the handshake: it opens a link on conn, a
+// connection this side accepted, and returns the encoding in use.
 //
 // With enc == 0 it detects the encoding: it reads the peer's handshake, and
 // answers with ours of the same encoding. It does not send first, so the
@@ -51,13 +58,13 @@ func Handshake(ctx context.Context, conn net.Conn, enc proto.Encoding) error {
 // mismatch instead of an unexplained close.
 //
 // With enc == proto.EncodingN or proto.EncodingM it behaves exactly like
-// Handshake and returns enc.
+// Dial and returns enc.
 //
-// Any other enc is an error. What Handshake says about success, failure,
-// ctx, goroutines and concurrent use of conn applies to Accept too.
+// Any other enc is an error. What Dial says about success, failure, ctx,
+// goroutines and concurrent use of conn applies to Accept too.
 func Accept(ctx context.Context, conn net.Conn, enc proto.Encoding) (proto.Encoding, error) {
 	if enc != 0 && !enc.Valid() {
-		return 0, abort(conn, fmt.Errorf("invalid encoding %v (want N, M or 0 to detect)", enc))
+		return 0, abort(conn, fmt.Errorf(prefix+"invalid encoding %v (want N, M or 0 to detect)", enc))
 	}
 	if ctx.Err() != nil {
 		// Do not start I/O that the guard would have to undo at once.
@@ -65,12 +72,18 @@ func Accept(ctx context.Context, conn net.Conn, enc proto.Encoding) (proto.Encod
 	}
 	g := watch(ctx, conn)
 	var err error
+	got := 0 // bytes of the peer's handshake received
 	if enc == 0 {
-		enc, err = detect(conn)
+		enc, err = detect(conn, &got)
 	} else {
-		err = exchange(conn, enc)
+		err = exchange(conn, enc, &got)
 	}
 	if err = g.release(err); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			// How far the peer got tells a silent peer from a slow one,
+			// and from one that sent its handshake but did not read ours.
+			err = fmt.Errorf("%w after %d of the peer's %d handshake bytes", err, got, Size)
+		}
 		return 0, abort(conn, err)
 	}
 	return enc, nil
@@ -86,15 +99,19 @@ func abort(conn net.Conn, err error) *Error {
 // exchange writes our handshake in a goroutine while it reads the peer's:
 // on a net.Pipe a Write blocks until the other end reads, and both ends
 // write first.
-func exchange(conn net.Conn, enc proto.Encoding) error {
+func exchange(conn net.Conn, enc proto.Encoding, got *int) error {
 	sent := make(chan error, 1)
 	go func() {
 		_, err := conn.Write(handshake(enc))
 		sent <- err
 	}()
-	peer, err := receive(conn)
+	peer, err := receive(conn, got)
 	if err == nil && peer != enc {
 		err = &EncodingError{Peer: peer, Local: enc}
+	}
+	var ce *closedEarly
+	if errors.As(err, &ce) {
+		err = &closedEarly{hint: dialHint(enc), cause: ce.cause}
 	}
 	if err != nil && !fromNEOPeer(err) {
 		// Nobody will read our handshake: unblock the writer now.
@@ -108,8 +125,8 @@ func exchange(conn net.Conn, enc proto.Encoding) error {
 }
 
 // detect reads the peer's handshake and answers in its encoding.
-func detect(conn net.Conn) (proto.Encoding, error) {
-	enc, err := receive(conn)
+func detect(conn net.Conn, got *int) (proto.Encoding, error) {
+	enc, err := receive(conn, got)
 	if err != nil {
 		if reply := replyTo(err); reply != 0 {
 			// Best effort: the peer learns why we close. Our error is
@@ -140,8 +157,8 @@ func replyTo(err error) proto.Encoding {
 
 // receive reads the peer's handshake, deciding after every Read with
 // Classify, and never asks for more than Classify allows so that no byte
-// past the handshake is consumed.
-func receive(r io.Reader) (proto.Encoding, error) {
+// past the handshake is consumed. It counts the bytes received in *got.
+func receive(r io.Reader, got *int) (proto.Encoding, error) {
 	var buf [Size]byte
 	n := 0
 	for {
@@ -151,6 +168,7 @@ func receive(r io.Reader) (proto.Encoding, error) {
 		}
 		m, rerr := r.Read(buf[n : n+more])
 		n += m
+		*got = n
 		if rerr == nil {
 			continue
 		}
@@ -159,8 +177,8 @@ func receive(r io.Reader) (proto.Encoding, error) {
 		if enc, more, err := Classify(buf[:n]); more == 0 {
 			return enc, err
 		}
-		if errors.Is(rerr, io.EOF) {
-			return 0, closedError(buf[:n])
+		if errors.Is(rerr, io.EOF) || isReset(rerr) {
+			return 0, closedError(buf[:n], rerr)
 		}
 		return 0, rerr
 	}

@@ -3,13 +3,20 @@ package handshake
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,7 +35,7 @@ func TestOK(t *testing.T) {
 					ctx := testContext(t)
 					d, c := tr.pair(t)
 					got := make(chan error, 1)
-					go func() { got <- Handshake(ctx, d, enc) }()
+					go func() { got <- Dial(ctx, d, enc) }()
 					lenc, lerr := l.open(ctx, c)
 					if err := <-got; err != nil {
 						t.Fatalf("dialer: %v", err)
@@ -149,9 +156,9 @@ func TestEncodingMismatch(t *testing.T) {
 			ctx := testContext(t)
 			d, l := tr.pair(t)
 			got := make(chan error, 1)
-			go func() { got <- Handshake(ctx, d, proto.EncodingN) }()
+			go func() { got <- Dial(ctx, d, proto.EncodingN) }()
 			errs := map[proto.Encoding]error{
-				proto.EncodingM: Handshake(ctx, l, proto.EncodingM),
+				proto.EncodingM: Dial(ctx, l, proto.EncodingM),
 				proto.EncodingN: <-got,
 			}
 			for local, err := range errs {
@@ -278,7 +285,15 @@ func TestPeerClosesAfterPartialData(t *testing.T) {
 	}
 }
 
+// TestPeerClosesImmediately: a peer that hangs up before sending a byte. A
+// dialer's error says why a peer usually does that (NEO/py master closes on
+// an N handshake; a TLS server on any plain one); a listener's does not guess.
 func TestPeerClosesImmediately(t *testing.T) {
+	hints := map[string][]string{
+		dialN.name:      {"M encoding (NEO/py)", "TLS"},
+		dialM.name:      {"TLS"},
+		acceptAuto.name: nil,
+	}
 	for _, tr := range transports {
 		for _, s := range []side{dialN, dialM, acceptAuto} {
 			t.Run(tr.name+"/"+s.name, func(t *testing.T) {
@@ -286,12 +301,111 @@ func TestPeerClosesImmediately(t *testing.T) {
 				if !errors.Is(o.err, io.EOF) || errors.Is(o.err, io.ErrUnexpectedEOF) {
 					t.Fatalf("got %v, want io.EOF", o.err)
 				}
-				if !strings.Contains(o.err.Error(), "before sending a handshake") {
-					t.Errorf("message %q", o.err)
+				msg := o.err.Error()
+				if !strings.HasPrefix(msg, "handshake: ") || !strings.Contains(msg, "before sending a handshake") {
+					t.Errorf("message %q", msg)
+				}
+				for _, h := range hints[s.name] {
+					if !strings.Contains(msg, h) {
+						t.Errorf("message %q does not mention %q", msg, h)
+					}
+				}
+				if hints[s.name] == nil && strings.Contains(msg, "TLS") {
+					t.Errorf("listener's message %q guesses", msg)
 				}
 			})
 		}
 	}
+}
+
+// TestPeerResetsImmediately: a peer that resets the connection (closes with
+// our handshake unread, as OpenSSL's TLS server does) is reported like one
+// that closed, with the reset kept for errors.Is.
+func TestPeerResetsImmediately(t *testing.T) {
+	reset := func(c net.Conn, _ <-chan struct{}) peerResult {
+		buf := make([]byte, 1)
+		_, err := io.ReadFull(c, buf)
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+		return peerResult{got: buf, err: err}
+	}
+	tcp := transports[1]
+	for _, s := range []side{dialN, dialM} {
+		t.Run(s.name, func(t *testing.T) {
+			o := run(t, testContext(t), tcp, s, reset)
+			if !errors.Is(o.err, syscall.ECONNRESET) {
+				t.Fatalf("got %v, want ECONNRESET", o.err)
+			}
+			if msg := o.err.Error(); !strings.Contains(msg, "before sending a handshake") || !strings.Contains(msg, "TLS") {
+				t.Errorf("message %q", msg)
+			}
+		})
+	}
+}
+
+// TestDialTLSListener dials a real TLS server in plain: the error must point
+// at TLS, whether the server closes, resets or answers with an alert.
+func TestDialTLSListener(t *testing.T) {
+	cfg := &tls.Config{Certificates: []tls.Certificate{testCertificate(t)}}
+	tlsServer := func(c net.Conn, _ <-chan struct{}) peerResult {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		err := tls.Server(c, cfg).HandshakeContext(ctx)
+		return peerResult{err: err}
+	}
+	alertServer := func(c net.Conn, _ <-chan struct{}) peerResult {
+		got := make([]byte, Size)
+		_, err := io.ReadFull(c, got)
+		c.Write(tlsAlert)
+		hangUp(c)
+		return peerResult{got: got, err: err}
+	}
+	for _, tr := range transports {
+		for _, s := range []side{dialN, dialM} {
+			t.Run(tr.name+"/"+s.name+"/crypto-tls", func(t *testing.T) {
+				o := run(t, testContext(t), tr, s, tlsServer)
+				if o.err == nil || !strings.Contains(o.err.Error(), "TLS") {
+					t.Fatalf("got %v, want an error that mentions TLS", o.err)
+				}
+				if !errors.Is(o.err, io.EOF) && !errors.Is(o.err, syscall.ECONNRESET) {
+					t.Errorf("got %v, want io.EOF or ECONNRESET", o.err)
+				}
+				if o.peer.err == nil {
+					t.Error("the TLS server completed a handshake")
+				}
+			})
+			t.Run(tr.name+"/"+s.name+"/alert", func(t *testing.T) {
+				o := run(t, testContext(t), tr, s, alertServer)
+				if !errors.Is(o.err, ErrPeerTLSAlert) {
+					t.Fatalf("got %v, want ErrPeerTLSAlert", o.err)
+				}
+				if msg := o.err.Error(); !strings.Contains(msg, "TLS alert") || strings.Contains(msg, ": handshake: ") {
+					t.Errorf("message %q", msg)
+				}
+			})
+		}
+	}
+}
+
+// testCertificate makes a self-signed certificate for a loopback TLS server.
+func testCertificate(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "neolink-test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
 // TestContextCancel cancels while our end is blocked. Against a silent peer
@@ -318,19 +432,39 @@ func TestContextCancel(t *testing.T) {
 
 func TestContextDeadline(t *testing.T) {
 	const timeout = 100 * time.Millisecond
+	sendThenWait := func(data []byte) peerFunc {
+		return func(c net.Conn, stop <-chan struct{}) peerResult {
+			c.Write(data)
+			<-stop
+			return peerResult{}
+		}
+	}
+	peers := []struct {
+		name string
+		peer peerFunc
+		want string
+	}{
+		{"silent", silent, "after 0 of the peer's 6 handshake bytes"},
+		{"partial", sendThenWait([]byte("NEO")), "after 3 of the peer's 6 handshake bytes"},
+	}
 	for _, tr := range transports {
 		for _, s := range []side{dialN, acceptAuto} {
-			t.Run(tr.name+"/"+s.name, func(t *testing.T) {
-				ctx, cancel := context.WithTimeout(context.Background(), timeout)
-				defer cancel()
-				o := run(t, ctx, tr, s, silent)
-				if !errors.Is(o.err, context.DeadlineExceeded) {
-					t.Fatalf("got %v, want context.DeadlineExceeded", o.err)
-				}
-				if o.elapsed < timeout-10*time.Millisecond || o.elapsed > prompt {
-					t.Errorf("took %v with a %v deadline", o.elapsed, timeout)
-				}
-			})
+			for _, p := range peers {
+				t.Run(tr.name+"/"+s.name+"/"+p.name, func(t *testing.T) {
+					ctx, cancel := context.WithTimeout(context.Background(), timeout)
+					defer cancel()
+					o := run(t, ctx, tr, s, p.peer)
+					if !errors.Is(o.err, context.DeadlineExceeded) {
+						t.Fatalf("got %v, want context.DeadlineExceeded", o.err)
+					}
+					if !strings.Contains(o.err.Error(), p.want) {
+						t.Errorf("message %q does not say %q", o.err, p.want)
+					}
+					if o.elapsed < timeout-10*time.Millisecond || o.elapsed > prompt {
+						t.Errorf("took %v with a %v deadline", o.elapsed, timeout)
+					}
+				})
+			}
 		}
 	}
 }
@@ -369,7 +503,7 @@ func TestDeadlineClearedOnSuccess(t *testing.T) {
 				_, err := Accept(ctx, l, 0)
 				got <- err
 			}()
-			if err := Handshake(ctx, d, proto.EncodingN); err != nil {
+			if err := Dial(ctx, d, proto.EncodingN); err != nil {
 				t.Fatal(err)
 			}
 			if err := <-got; err != nil {
@@ -385,8 +519,8 @@ func TestInvalidEncoding(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr.name, func(t *testing.T) {
 			calls := map[string]func(net.Conn) error{
-				"Handshake(0)": func(c net.Conn) error { return Handshake(context.Background(), c, 0) },
-				"Handshake(X)": func(c net.Conn) error { return Handshake(context.Background(), c, 'X') },
+				"Dial(0)": func(c net.Conn) error { return Dial(context.Background(), c, 0) },
+				"Dial(X)": func(c net.Conn) error { return Dial(context.Background(), c, 'X') },
 				"Accept(X)": func(c net.Conn) error {
 					_, err := Accept(context.Background(), c, 'X')
 					return err

@@ -76,7 +76,7 @@ type side struct {
 
 func dialSide(enc proto.Encoding) side {
 	return side{"dial-" + enc.String(), false, enc, func(ctx context.Context, c net.Conn) (proto.Encoding, error) {
-		return enc, Handshake(ctx, c, enc)
+		return enc, Dial(ctx, c, enc)
 	}}
 }
 

@@ -33,12 +33,13 @@ func TestReceiveReadsNoMore(t *testing.T) {
 	for _, tc := range cases {
 		for name, wrap := range wrappers {
 			src := bytes.NewReader(tc.in)
-			enc, err := receive(wrap(src))
+			var got int
+			enc, err := receive(wrap(src), &got)
 			if enc != tc.enc || !errors.Is(err, tc.err) {
 				t.Errorf("%s %x: got %v, %v; want %v, %v", name, tc.in[:4], enc, err, tc.enc, tc.err)
 			}
-			if used := len(tc.in) - src.Len(); used != tc.used {
-				t.Errorf("%s %x: consumed %d bytes, want %d", name, tc.in[:4], used, tc.used)
+			if used := len(tc.in) - src.Len(); used != tc.used || got != tc.used {
+				t.Errorf("%s %x: consumed %d bytes, counted %d, want %d", name, tc.in[:4], used, got, tc.used)
 			}
 		}
 	}
@@ -57,7 +58,7 @@ func TestReceiveDataWithEOF(t *testing.T) {
 		{"", io.EOF},
 	}
 	for _, tc := range cases {
-		_, err := receive(iotest.DataErrReader(bytes.NewReader([]byte(tc.in))))
+		_, err := receive(iotest.DataErrReader(bytes.NewReader([]byte(tc.in))), new(int))
 		if !errors.Is(err, tc.want) || tc.want == io.EOF && errors.Is(err, io.ErrUnexpectedEOF) {
 			t.Errorf("%x: got %v, want %v", tc.in, err, tc.want)
 		}
@@ -67,7 +68,7 @@ func TestReceiveDataWithEOF(t *testing.T) {
 // TestReceiveReadError passes other read errors through unchanged.
 func TestReceiveReadError(t *testing.T) {
 	boom := errors.New("boom")
-	_, err := receive(io.MultiReader(bytes.NewReader([]byte("NEO")), iotest.ErrReader(boom)))
+	_, err := receive(io.MultiReader(bytes.NewReader([]byte("NEO")), iotest.ErrReader(boom)), new(int))
 	if !errors.Is(err, boom) {
 		t.Errorf("got %v, want %v", err, boom)
 	}

@@ -103,7 +103,7 @@ func NewLink(ctx context.Context, nc net.Conn, role Role, cfg *Config) (*NodeLin
 		if enc == 0 {
 			enc = proto.EncodingN
 		}
-		err = handshake.Handshake(ctx, nc, enc)
+		err = handshake.Dial(ctx, nc, enc)
 	}
 	if err != nil {
 		return nil, err

@@ -34,7 +34,7 @@ func rawPair(t testing.TB, tr transport, enc proto.Encoding, role Role, cfg *Con
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	errc := make(chan error, 1)
-	go func() { errc <- handshake.Handshake(ctx, b, enc) }()
+	go func() { errc <- handshake.Dial(ctx, b, enc) }()
 	l, err := NewLink(ctx, a, role, &c)
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/tinylib/msgp/msgp"
 )
@@ -23,9 +24,9 @@ type DecodeError struct {
 // Error formats the failure as "proto: decode Msg.field: reason".
 func (e *DecodeError) Error() string {
 	if e.Field == "" {
-		return fmt.Sprintf("proto: decode %s: %v", e.Msg, e.Err)
+		return fmt.Sprintf("proto: decode %s: %s", e.Msg, reason(e.Err))
 	}
-	return fmt.Sprintf("proto: decode %s.%s: %v", e.Msg, e.Field, e.Err)
+	return fmt.Sprintf("proto: decode %s.%s: %s", e.Msg, e.Field, reason(e.Err))
 }
 
 // Unwrap returns the underlying error.
@@ -37,10 +38,15 @@ func (e *DecodeError) Cause() error { return e.Err }
 // Errors found while decoding, wrapped in *DecodeError.
 var (
 	// ErrTruncated means the input ended inside a value.
-	ErrTruncated = errors.New("truncated input")
+	ErrTruncated = errors.New("proto: truncated input")
 	// ErrTrailing means bytes follow the args array.
-	ErrTrailing = errors.New("trailing bytes after args")
+	ErrTrailing = errors.New("proto: trailing bytes after args")
 )
+
+// reason returns err's message without this package's prefix, for the error
+// types that wrap it and put the prefix first, so that every message of this
+// package reads "proto: ..." with the prefix exactly once.
+func reason(err error) string { return strings.TrimPrefix(err.Error(), "proto: ") }
 
 func decodeErr(msg, field string, err error) error {
 	if fe, ok := err.(*fieldError); ok {
@@ -104,13 +110,13 @@ func readEnum(b []byte, ext int8, n uint8) (uint8, []byte, error) {
 
 func readInt(b []byte) (int64, []byte, error) { return msgp.ReadInt64Bytes(b) }
 
-func readUint(b []byte, max uint64) (uint64, []byte, error) {
+func readUint(b []byte, limit uint64) (uint64, []byte, error) {
 	v, o, err := msgp.ReadUint64Bytes(b)
 	if err != nil {
 		return 0, b, err
 	}
-	if v > max {
-		return 0, b, fmt.Errorf("integer %d out of range [0, %d]", v, max)
+	if v > limit {
+		return 0, b, fmt.Errorf("integer %d out of range [0, %d]", v, limit)
 	}
 	return v, o, nil
 }
@@ -137,13 +143,41 @@ func readP64(b []byte) (uint64, []byte, error) {
 	return binary.BigEndian.Uint64(v), o, nil
 }
 
-// readBin copies a msgpack bin into dst's storage, growing it only when needed.
-func readBin(b []byte, dst []byte) ([]byte, []byte, error) {
+// readBin decodes a msgpack bin into dst. With alias it returns the bytes
+// inside b (capacity capped at their length); otherwise it copies them into
+// dst's storage when dst owns spare room (see ownedBytes), else into new
+// storage.
+func readBin(b []byte, dst []byte, alias bool) ([]byte, []byte, error) {
 	v, o, err := msgp.ReadBytesZC(b)
 	if err != nil {
 		return dst, b, err
 	}
-	return append(dst[:0], v...), o, nil
+	return setBytes(dst, v, alias), o, nil
+}
+
+// setBytes returns v as dst's new value: aliased, or copied as readBin says.
+//
+// An aliased slice has cap == len, and storage this package allocates for a
+// copy always has cap > len, so a value that was last decoded with aliasing
+// is never written through by a later copying decode: that would scribble
+// over the input it still points into.
+func setBytes(dst, v []byte, alias bool) []byte {
+	if alias {
+		if len(v) == 0 {
+			return nil
+		}
+		return v[:len(v):len(v)]
+	}
+	if cap(dst) <= len(dst) {
+		dst = nil // possibly aliased: not ours to write into
+	}
+	if len(v) < cap(dst) {
+		return append(dst[:0], v...)
+	}
+	if len(v) == 0 {
+		return nil
+	}
+	return append(make([]byte, 0, len(v)+1), v...)
 }
 
 // readText decodes a bin holding text; an unchanged value keeps its string,
@@ -159,12 +193,12 @@ func readText(b []byte, dst string) (string, []byte, error) {
 	return dst, o, nil
 }
 
-func readRaw(b []byte, dst Raw) (Raw, []byte, error) {
+func readRaw(b []byte, dst Raw, alias bool) (Raw, []byte, error) {
 	o, err := msgp.Skip(b)
 	if err != nil {
 		return dst, b, err
 	}
-	return append(dst[:0], b[:len(b)-len(o)]...), o, nil
+	return setBytes(dst, b[:len(b)-len(o)], alias), o, nil
 }
 
 // isNil reports whether the next object is nil and, if so, consumes it.

@@ -19,5 +19,19 @@
 // can route packets without touching their payload. Every length is checked
 // against the maximum packet size before anything is allocated for it.
 //
+// Large payloads (object data, up to 64 MiB) can travel without copies:
+//
+//   - Out: AppendPacketSG encodes into a caller's buffer all but the bin
+//     fields above a threshold (16 KiB by default), which it records in a
+//     Segments; Segments.WriteBuffers writes them with one writev, byte for
+//     byte what AppendPacket would have buffered.
+//   - In: PacketReader.SetLendThreshold makes the reader read a large packet
+//     into a buffer of its own and give it away (Packet.Lent) instead of
+//     growing its read-ahead buffer; DecodeArgsAlias decodes with []byte
+//     fields pointing into the args; Recycle gives the buffer back.
+//   - Keeping: every message has Clone, a deep copy that shares no memory.
+//
+// Every error this package creates reads "proto: ...", with the prefix once.
+//
 // proto imports nothing else from this module.
 package proto

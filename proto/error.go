@@ -1,7 +1,8 @@
 package proto
 
 // Error implements the Go error interface: "CODE" or "CODE: message",
-// e.g. "PROTOCOL_ERROR: connection closed".
+// e.g. "PROTOCOL_ERROR: connection closed". An *Error is a message of the
+// peer, not a failure of this package, so it has no "proto: " prefix.
 func (e *Error) Error() string {
 	if e.Message == "" {
 		return e.Code.String()

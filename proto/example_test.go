@@ -110,3 +110,60 @@ func ExamplePacketReader() {
 	// id 1 Pong  answer=true args 90
 	// id 2 Error answer=true args 92 00 c4 04 64 6f 6e 65
 }
+
+// A writer batching packets into one buffer leaves large payloads out of it
+// and writes buffer parts and payloads with one writev. Here the "socket" is
+// a bytes.Buffer, which gets the parts one Write each.
+func ExampleAppendPacketSG() {
+	data := bytes.Repeat([]byte{0xab}, 100<<10)
+	var seg proto.Segments
+	buf := make([]byte, 0, 4096)
+	buf, _ = proto.AppendPacketSG(buf, &seg, proto.EncodingN, 1, &proto.Ping{}, 0)
+	buf, _ = proto.AppendPacketSG(buf, &seg, proto.EncodingN, 2, &proto.AnswerObject{OID: 7, Data: data}, 0)
+
+	var sock bytes.Buffer
+	fmt.Printf("%d bytes buffered, %d left in place, %d parts\n", len(buf), seg.Len(), len(seg.Buffers(buf)))
+	if _, err := seg.WriteBuffers(&sock, buf); err != nil {
+		panic(err)
+	}
+	seg.Reset() // with buf[:0], for the next batch; the payload may change again
+
+	r := proto.NewPacketReader(&sock, proto.EncodingN, 0, nil)
+	for range 2 {
+		p, _ := r.Next()
+		fmt.Printf("packet %d: %s, %d bytes\n", p.ID, proto.NameOf(p.Code), p.Size)
+	}
+
+	// Output:
+	// 52 bytes buffered, 102400 left in place, 3 parts
+	// packet 1: Ping, 11 bytes
+	// packet 2: AnswerObject, 102441 bytes
+}
+
+// A reader that lends large packets gives each its own buffer: the message
+// decoded with aliasing can be kept or queued without a copy, and the
+// buffer goes back to the pool once the payload has been used.
+func ExamplePacketReader_SetLendThreshold() {
+	obj := &proto.AnswerObject{OID: 7, Data: bytes.Repeat([]byte{1}, 1<<20)}
+	wire, _ := proto.AppendPacket(nil, proto.EncodingN, 3, obj, 0)
+
+	r := proto.NewPacketReader(bytes.NewReader(wire), proto.EncodingN, 0, nil)
+	r.SetLendThreshold(64 << 10)
+	p, err := r.Next()
+	if err != nil {
+		panic(err)
+	}
+	var got proto.AnswerObject
+	if err := got.DecodeArgsAlias(p.Args); err != nil {
+		panic(err)
+	}
+	fmt.Printf("lent: %v, %d bytes of data for oid %v\n", p.Lent != nil, len(got.Data), got.OID)
+
+	kept := got.Clone() // a copy that outlives the buffer
+	proto.Recycle(p.Lent)
+	fmt.Println(len(kept.Data))
+
+	// Output:
+	// lent: true, 1048576 bytes of data for oid 0000000000000007
+	// 1048576
+}

@@ -18,8 +18,11 @@ const MaxPacketSize = 0x4000000
 // HeaderSizeN is the size of the N framing header.
 const HeaderSizeN = 10
 
-// maxHeaderSizeM bounds the M prefix before args: fixarray, u32 id, u16 code.
-const maxHeaderSizeM = 1 + 5 + 3
+// maxHeaderSizeM bounds the M prefix before args: msgpack lets the array
+// header take 5 bytes and the id and code any int form of up to 9 bytes
+// (NEO/py sends 1 + 5 + 3 at most, but a reader must not call a valid
+// header malformed just because it has not all arrived yet).
+const maxHeaderSizeM = 5 + 9 + 9
 
 // Packet is one framed packet: the routing fields and the undecoded args.
 type Packet struct {
@@ -30,6 +33,12 @@ type Packet struct {
 	Args []byte
 	// Size is the length of the whole framed packet on the wire.
 	Size int
+	// Lent is, for a packet the reader lent (see
+	// PacketReader.SetLendThreshold), the whole buffer that holds it, Args
+	// included; nil otherwise. The caller owns it: Args stays valid after
+	// the next call on the reader, for as long as the caller likes. Passing
+	// it to Recycle once done lets a later large packet reuse it.
+	Lent []byte
 }
 
 // Framing errors. A reader that returns one of them has lost the stream's
@@ -49,8 +58,10 @@ type FrameError struct {
 	Err    error // ErrPacketTooBig or ErrBadFrame, wrapped with details
 }
 
-// Error formats the failure with its stream offset.
-func (e *FrameError) Error() string { return fmt.Sprintf("at offset %d: %v", e.Offset, e.Err) }
+// Error formats the failure as "proto: packet at stream offset N: reason".
+func (e *FrameError) Error() string {
+	return fmt.Sprintf("proto: packet at stream offset %d: %s", e.Offset, reason(e.Err))
+}
 
 // Unwrap returns the underlying error.
 func (e *FrameError) Unwrap() error { return e.Err }
@@ -59,12 +70,12 @@ func (e *FrameError) Unwrap() error { return e.Err }
 func (e *FrameError) Cause() error { return e.Err }
 
 // AppendPacket appends msg framed as packet id in encoding enc. A packet
-// larger than max bytes (MaxPacketSize when max <= 0) is not kept: b is
+// larger than limit bytes (MaxPacketSize when limit <= 0) is not kept: b is
 // returned with its original length and an error wrapping ErrPacketTooBig.
 // Callers that must not even encode an oversized message can check
 // msg.ArgsSize() against the limit first.
-func AppendPacket(b []byte, enc Encoding, id uint32, msg Msg, max int) ([]byte, error) {
-	max = clampMax(max)
+func AppendPacket(b []byte, enc Encoding, id uint32, msg Msg, limit int) ([]byte, error) {
+	limit = clampLimit(limit)
 	start := len(b)
 	if enc == EncodingN {
 		b = binary.BigEndian.AppendUint32(b, id)
@@ -75,8 +86,8 @@ func AppendPacket(b []byte, enc Encoding, id uint32, msg Msg, max int) ([]byte, 
 	} else {
 		b = msg.AppendArgs(appendHeaderM(b, id, msg.MsgCode()))
 	}
-	if n := len(b) - start; n > max {
-		return b[:start], fmt.Errorf("%w: %s is %d bytes, limit %d", ErrPacketTooBig, Name(msg), n, max)
+	if n := len(b) - start; n > limit {
+		return b[:start], fmt.Errorf("%w: %s is %d bytes, limit %d", ErrPacketTooBig, Name(msg), n, limit)
 	}
 	return b, nil
 }
@@ -101,9 +112,9 @@ func AppendPacketArgs(b []byte, enc Encoding, id uint32, code uint16, args []byt
 
 // ParsePacket parses one complete packet at the start of b. It returns the
 // packet (aliasing b) and ok=false if b holds only a prefix of a packet.
-// max <= 0 means MaxPacketSize.
-func ParsePacket(b []byte, enc Encoding, max int) (p Packet, ok bool, err error) {
-	r := PacketReader{enc: enc, max: clampMax(max), buf: b, end: len(b)}
+// limit <= 0 means MaxPacketSize.
+func ParsePacket(b []byte, enc Encoding, limit int) (p Packet, ok bool, err error) {
+	r := PacketReader{enc: enc, limit: clampLimit(limit), buf: b, end: len(b)}
 	p, ok, err = r.parse()
 	if err != nil {
 		err = &FrameError{Offset: 0, Err: err}
@@ -111,20 +122,20 @@ func ParsePacket(b []byte, enc Encoding, max int) (p Packet, ok bool, err error)
 	return p, ok, err
 }
 
-func clampMax(max int) int {
-	if max <= 0 || max > MaxPacketSize {
+func clampLimit(limit int) int {
+	if limit <= 0 || limit > MaxPacketSize {
 		return MaxPacketSize
 	}
-	return max
+	return limit
 }
 
 // PacketReader reads framed packets from an io.Reader. It reads ahead into
 // one reusable buffer, so a burst of small packets costs one read call, and
 // it parses headers in place. It is not safe for concurrent use.
 type PacketReader struct {
-	r   io.Reader
-	enc Encoding
-	max int
+	r     io.Reader
+	enc   Encoding
+	limit int
 
 	buf        []byte // buf[start:end] is unparsed input
 	start, end int
@@ -133,6 +144,9 @@ type PacketReader struct {
 	walk       walker
 	small      int // packets in a row that fit the default buffer size
 	err        error
+
+	lendAt int    // packets of at least lendAt bytes are lent; 0: none
+	home   []byte // the reader's own buffer while buf holds a packet to lend
 }
 
 // Default read-ahead buffer size. A larger packet grows the buffer; it
@@ -144,25 +158,19 @@ const (
 	readMinSpace = 4 << 10
 )
 
-// NewPacketReader returns a reader of enc-framed packets of at most max bytes
-// (MaxPacketSize when max <= 0). initial holds bytes already read from r
+// NewPacketReader returns a reader of enc-framed packets of at most limit bytes
+// (MaxPacketSize when limit <= 0). initial holds bytes already read from r
 // (e.g. read past a handshake); they are parsed first.
-func NewPacketReader(r io.Reader, enc Encoding, max int, initial []byte) *PacketReader {
-	pr := &PacketReader{r: r, enc: enc, max: clampMax(max)}
-	pr.buf = make([]byte, max2(readBufSize, len(initial)))
+func NewPacketReader(r io.Reader, enc Encoding, limit int, initial []byte) *PacketReader {
+	pr := &PacketReader{r: r, enc: enc, limit: clampLimit(limit)}
+	pr.buf = make([]byte, max(readBufSize, len(initial)))
 	pr.end = copy(pr.buf, initial)
 	return pr
 }
 
-func max2(a, b int) int {
-	if a > b {
-		return a
-	}
-	return b
-}
-
 // Next returns the next packet, reading from the underlying reader as needed.
-// The returned Args alias the reader's buffer until the next call.
+// The returned Args alias the reader's buffer until the next call, unless
+// the packet is Lent.
 //
 // A framing error (*FrameError) or read error is sticky: every later call
 // returns it again. A read error that is a timeout (net.Error with Timeout())
@@ -192,7 +200,7 @@ func (r *PacketReader) Next() (Packet, error) {
 // NextBuffered returns the next packet if it is already complete in the
 // buffer, without reading; ok is false if more input is needed. A framing
 // error is sticky, as for Next. The packet's Args are valid until the next
-// call on the reader.
+// call on the reader, unless the packet is Lent.
 func (r *PacketReader) NextBuffered() (p Packet, ok bool, err error) {
 	if r.err != nil {
 		return Packet{}, false, r.err
@@ -228,6 +236,10 @@ func (r *PacketReader) parse() (Packet, bool, error) {
 		r.small++
 	}
 	r.walk = walker{stack: r.walk.stack[:0]}
+	if r.home != nil {
+		p.Lent = r.buf
+		r.endLend()
+	}
 	return p, true, nil
 }
 
@@ -236,8 +248,8 @@ func (r *PacketReader) parseN(b []byte) (Packet, int, error) {
 		return Packet{}, 0, nil
 	}
 	size := uint64(binary.BigEndian.Uint32(b[6:])) + HeaderSizeN
-	if size > uint64(r.max) {
-		return Packet{}, 0, fmt.Errorf("%w: header announces %d bytes, limit %d", ErrPacketTooBig, size, r.max)
+	if size > uint64(r.limit) {
+		return Packet{}, 0, fmt.Errorf("%w: header announces %d bytes, limit %d", ErrPacketTooBig, size, r.limit)
 	}
 	if uint64(len(b)) < size {
 		r.need = int(size)
@@ -277,7 +289,7 @@ func (r *PacketReader) parseM(b []byte) (Packet, int, error) {
 		}
 		if err != nil {
 			if errors.Is(err, msgp.ErrShortBytes) {
-				if len(b) >= maxHeaderSizeM+5 {
+				if len(b) > maxHeaderSizeM {
 					return Packet{}, 0, fmt.Errorf("%w: header: %v", ErrBadFrame, err)
 				}
 				return Packet{}, 0, nil
@@ -290,7 +302,7 @@ func (r *PacketReader) parseM(b []byte) (Packet, int, error) {
 		*w = walker{started: true, id: id, code: code, argsAt: len(b) - len(o), off: len(b) - len(o), stack: w.stack[:0]}
 		w.stack = append(w.stack, 1)
 	}
-	done, err := w.advance(b, r.max)
+	done, err := w.advance(b, r.limit)
 	if err != nil {
 		return Packet{}, 0, err
 	}
@@ -318,7 +330,7 @@ type walker struct {
 // maxDepth bounds msgpack nesting; NEO packets nest at most 5 deep.
 const maxDepth = 32
 
-func (w *walker) advance(b []byte, max int) (done bool, err error) {
+func (w *walker) advance(b []byte, limit int) (done bool, err error) {
 	w.need = 0
 	for len(w.stack) > 0 {
 		top := len(w.stack) - 1
@@ -341,7 +353,7 @@ func (w *walker) advance(b []byte, max int) (done bool, err error) {
 			} else {
 				n, rest, err = msgp.ReadMapHeaderBytes(o)
 				n2 := uint64(n) * 2
-				if n2 > uint64(max) {
+				if n2 > uint64(limit) {
 					return false, fmt.Errorf("%w: map of %d entries", ErrPacketTooBig, n)
 				}
 				n = uint32(n2)
@@ -364,8 +376,8 @@ func (w *walker) advance(b []byte, max int) (done bool, err error) {
 			var rest []byte
 			rest, err = msgp.Skip(o)
 			if errors.Is(err, msgp.ErrShortBytes) {
-				if len(o) > max {
-					return false, fmt.Errorf("%w: object larger than %d bytes", ErrPacketTooBig, max)
+				if len(o) > limit {
+					return false, fmt.Errorf("%w: object larger than %d bytes", ErrPacketTooBig, limit)
 				}
 				return false, nil
 			}
@@ -375,8 +387,8 @@ func (w *walker) advance(b []byte, max int) (done bool, err error) {
 			return false, fmt.Errorf("%w: %v", ErrBadFrame, err)
 		}
 		end := uint64(w.off) + uint64(hdr) + uint64(size)
-		if end > uint64(max) {
-			return false, fmt.Errorf("%w: packet exceeds %d bytes", ErrPacketTooBig, max)
+		if end > uint64(limit) {
+			return false, fmt.Errorf("%w: packet exceeds %d bytes", ErrPacketTooBig, limit)
 		}
 		if end > uint64(len(b)) {
 			w.need = int(end)
@@ -404,17 +416,24 @@ func (r *PacketReader) fill() error {
 	pending := r.end - r.start
 	want := readMinSpace
 	if r.need > 0 {
-		want = min(r.need-pending, max2(pending, readBufSize))
-	} else if pending >= r.max {
-		return &FrameError{Offset: r.offset, Err: fmt.Errorf("%w: limit %d", ErrPacketTooBig, r.max)}
+		want = min(r.need-pending, max(pending, readBufSize))
+	} else if pending >= r.limit {
+		return &FrameError{Offset: r.offset, Err: fmt.Errorf("%w: limit %d", ErrPacketTooBig, r.limit)}
+	}
+	if r.lendAt > 0 && r.home == nil && (r.need >= r.lendAt || pending >= r.lendAt) {
+		r.startLend()
 	}
 	r.makeRoom(want)
 	space := r.buf[r.end:]
-	if r.need > readBufSize && r.start+r.need <= len(r.buf) {
+	switch {
+	case r.need > pending && (r.need > readBufSize || r.home != nil):
 		// Inside a large packet, read only up to its end: reading ahead
 		// would leave the next packet's start at the buffer's tail, to be
-		// moved to the front before the next large packet fits.
-		space = r.buf[r.end : r.start+r.need]
+		// moved to the front before the next large packet fits (or, for
+		// a lent packet, to be moved back home).
+		space = r.buf[r.end:min(len(r.buf), r.start+r.need)]
+	case r.home != nil:
+		space = r.buf[r.end:min(len(r.buf), r.end+readMinSpace)]
 	}
 	n, err := r.r.Read(space)
 	r.end += n
@@ -437,14 +456,19 @@ func (r *PacketReader) makeRoom(want int) {
 	pending := r.end - r.start
 	size := len(r.buf)
 	if pending+want > size {
-		size = max2(pending+want, 2*size)
-		if cap := r.max + maxHeaderSizeM; size > cap {
-			size = max2(cap, pending+want)
+		size = max(pending+want, 2*size)
+		if ceiling := r.limit + maxHeaderSizeM; size > ceiling {
+			size = max(ceiling, pending+want)
 		}
-	} else if size > readBufSize && r.small >= shrinkAfterN && pending+want <= readBufSize {
+	} else if r.home == nil && size > readBufSize && r.small >= shrinkAfterN && pending+want <= readBufSize {
 		size = readBufSize
 	}
-	if size != len(r.buf) {
+	if size != len(r.buf) && r.home != nil {
+		nb := getLendBuf(size)
+		copy(nb, r.buf[r.start:r.end])
+		Recycle(r.buf)
+		r.buf = nb
+	} else if size != len(r.buf) {
 		nb := make([]byte, size)
 		copy(nb, r.buf[r.start:r.end])
 		r.buf = nb

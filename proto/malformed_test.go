@@ -198,3 +198,22 @@ func TestAppendPacketTooBig(t *testing.T) {
 		t.Fatalf("err = %v, out = %q", err, out)
 	}
 }
+
+// TestErrorPrefix: every error of the package, wrapped or not, reads
+// "proto: ..." with the prefix exactly once.
+func TestErrorPrefix(t *testing.T) {
+	_, _, frameErr := proto.ParsePacket(unhexT(t, "00000001 0002 ffffffff"), proto.EncodingN, 0)
+	_, _, badFrame := proto.ParsePacket(unhexT(t, "94 01 02 90 90"), proto.EncodingM, 0)
+	_, tooBig := proto.AppendPacket(nil, proto.EncodingN, 1, &proto.AnswerObject{Data: make([]byte, 100)}, 50)
+	_, decodeErr := proto.Decode(0x8000, unhexT(t, "92 06"))
+	_, unknown := proto.Decode(0x7777, nil)
+	_, encErr := proto.ParseEncoding("X")
+	for _, err := range []error{frameErr, badFrame, tooBig, decodeErr, unknown, encErr, proto.ErrTruncated, proto.ErrTrailing, proto.ErrPacketTooBig, proto.ErrBadFrame} {
+		if err == nil {
+			t.Fatal("no error")
+		}
+		if msg := err.Error(); !strings.HasPrefix(msg, "proto: ") || strings.Contains(msg, ": proto: ") {
+			t.Errorf("%q", msg)
+		}
+	}
+}

@@ -19,10 +19,17 @@ type Msg interface {
 
 	// DecodeArgs decodes a msgpack args array that fills data exactly into the
 	// receiver, overwriting every field. Decoded values never alias data:
-	// byte slices, strings and lists are copied, reusing the receiver's existing
-	// slice capacity, so decoding the same shape again does not allocate.
-	// Malformed input yields a *DecodeError; the receiver's contents are then
-	// unspecified.
+	// byte slices, strings and lists are copied, reusing storage the receiver
+	// got from an earlier decode, so decoding the same shape again does not
+	// allocate. Byte slices that may alias other memory (those set by
+	// DecodeArgsAlias, or by the caller with no spare capacity) are replaced,
+	// never written through. Malformed input yields a *DecodeError; the
+	// receiver's contents are then unspecified.
+	//
+	// Messages with []byte fields also have DecodeArgsAlias (see the package
+	// function of that name), those with bin fields AppendArgsSG (see
+	// AppendPacketSG), and every message has a Clone method returning a deep
+	// copy of its own type.
 	DecodeArgs(data []byte) error
 }
 

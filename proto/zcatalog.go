@@ -3,7 +3,9 @@
 package proto
 
 import (
+	"bytes"
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/tinylib/msgp/msgp"
@@ -641,6 +643,14 @@ func (s *PackSpec) decodeFrom(b []byte) ([]byte, error) {
 	return b, nil
 }
 
+func (s *PackSpec) clone() PackSpec {
+	c := *s
+	if s.OIDList.Valid {
+		c.OIDList.V = slices.Clone(s.OIDList.V)
+	}
+	return c
+}
+
 // ObjectData is the schema tuple (compression:int, checksum:bin, data:bin), a msgpack array of 3 elements.
 type ObjectData struct {
 	Compression int64  // compression:int
@@ -656,15 +666,15 @@ func (s *ObjectData) size() int {
 	return n
 }
 
-func (s *ObjectData) appendTo(b []byte) []byte {
+func (s *ObjectData) appendTo(b []byte, seg *Segments) []byte {
 	b = msgp.AppendArrayHeader(b, 3)
 	b = appendInt(b, s.Compression)
-	b = msgp.AppendBytes(b, s.Checksum)
-	b = msgp.AppendBytes(b, s.Data)
+	b = appendBin(b, seg, s.Checksum)
+	b = appendBin(b, seg, s.Data)
 	return b
 }
 
-func (s *ObjectData) decodeFrom(b []byte) ([]byte, error) {
+func (s *ObjectData) decodeFrom(b []byte, alias bool) ([]byte, error) {
 	b, err := readArrayHeader(b, 3)
 	if err != nil {
 		return b, err
@@ -678,7 +688,7 @@ func (s *ObjectData) decodeFrom(b []byte) ([]byte, error) {
 		b = o
 	}
 	{
-		v, o, err := readBin(b, s.Checksum)
+		v, o, err := readBin(b, s.Checksum, alias)
 		if err != nil {
 			return b, fieldErr("checksum", err)
 		}
@@ -686,7 +696,7 @@ func (s *ObjectData) decodeFrom(b []byte) ([]byte, error) {
 		b = o
 	}
 	{
-		v, o, err := readBin(b, s.Data)
+		v, o, err := readBin(b, s.Data, alias)
 		if err != nil {
 			return b, fieldErr("data", err)
 		}
@@ -694,6 +704,13 @@ func (s *ObjectData) decodeFrom(b []byte) ([]byte, error) {
 		b = o
 	}
 	return b, nil
+}
+
+func (s *ObjectData) clone() ObjectData {
+	c := *s
+	c.Checksum = bytes.Clone(s.Checksum)
+	c.Data = bytes.Clone(s.Data)
+	return c
 }
 
 // RelockConflict is the schema tuple (serial:tid, conflict_serial:tid, data:?ObjectData), a msgpack array of 3 elements.
@@ -714,19 +731,19 @@ func (s *RelockConflict) size() int {
 	return n
 }
 
-func (s *RelockConflict) appendTo(b []byte) []byte {
+func (s *RelockConflict) appendTo(b []byte, seg *Segments) []byte {
 	b = msgp.AppendArrayHeader(b, 3)
 	b = appendP64(b, uint64(s.Serial))
 	b = appendP64(b, uint64(s.ConflictSerial))
 	if s.Data.Valid {
-		b = s.Data.V.appendTo(b)
+		b = s.Data.V.appendTo(b, seg)
 	} else {
 		b = msgp.AppendNil(b)
 	}
 	return b
 }
 
-func (s *RelockConflict) decodeFrom(b []byte) ([]byte, error) {
+func (s *RelockConflict) decodeFrom(b []byte, alias bool) ([]byte, error) {
 	b, err := readArrayHeader(b, 3)
 	if err != nil {
 		return b, err
@@ -752,11 +769,19 @@ func (s *RelockConflict) decodeFrom(b []byte) ([]byte, error) {
 		b = o
 	} else {
 		s.Data.Valid = true
-		if b, err = s.Data.V.decodeFrom(b); err != nil {
+		if b, err = s.Data.V.decodeFrom(b, alias); err != nil {
 			return b, fieldErr("data", err)
 		}
 	}
 	return b, nil
+}
+
+func (s *RelockConflict) clone() RelockConflict {
+	c := *s
+	if s.Data.Valid {
+		c.Data.V = s.Data.V.clone()
+	}
+	return c
 }
 
 // HistoryEntry is the schema tuple (serial:tid, size:u32), a msgpack array of 2 elements.
@@ -988,6 +1013,14 @@ func (s *PackOrder) decodeFrom(b []byte) ([]byte, error) {
 	return b, nil
 }
 
+func (s *PackOrder) clone() PackOrder {
+	c := *s
+	if s.OIDList.Valid {
+		c.OIDList.V = slices.Clone(s.OIDList.V)
+	}
+	return c
+}
+
 // PackInfo is the schema tuple (approved:?bool, partial:bool, oid_list:?[oid], pack_tid:tid), a msgpack array of 4 elements.
 type PackInfo struct {
 	Approved Opt[bool]  // approved:?bool
@@ -1092,6 +1125,14 @@ func (s *PackInfo) decodeFrom(b []byte) ([]byte, error) {
 		b = o
 	}
 	return b, nil
+}
+
+func (s *PackInfo) clone() PackInfo {
+	c := *s
+	if s.OIDList.Valid {
+		c.OIDList.V = slices.Clone(s.OIDList.V)
+	}
+	return c
 }
 
 // CheckSource is the schema tuple (upstream_name:text, address:?Address), a msgpack array of 2 elements.
@@ -1200,6 +1241,12 @@ func (m *Error) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *Error) Clone() *Error {
+	c := *m
+	return &c
+}
+
 // RequestIdentification is NEO packet 1 (0x0001), a request answered by AcceptIdentification.
 // Args: (node_type:NodeTypes, uuid:?uuid, address:?Address, name:text, id_timestamp:?float, extra:{text:any}).
 type RequestIdentification struct {
@@ -1268,7 +1315,14 @@ func (m *RequestIdentification) AppendArgs(b []byte) []byte {
 }
 
 // DecodeArgs decodes an args array that fills data exactly.
-func (m *RequestIdentification) DecodeArgs(data []byte) error {
+func (m *RequestIdentification) DecodeArgs(data []byte) error { return m.decodeArgs(data, false) }
+
+// DecodeArgsAlias is DecodeArgs except that []byte fields (bin and Raw)
+// alias data instead of holding copies: they are valid only as long as
+// data is unchanged. Use Clone to keep the message beyond that.
+func (m *RequestIdentification) DecodeArgsAlias(data []byte) error { return m.decodeArgs(data, true) }
+
+func (m *RequestIdentification) decodeArgs(data []byte, alias bool) error {
 	b, err := readArrayHeader(data, 6)
 	if err != nil {
 		return decodeErr("RequestIdentification", "", err)
@@ -1343,7 +1397,7 @@ func (m *RequestIdentification) DecodeArgs(data []byte) error {
 				b = o
 			}
 			{
-				v, o, err := readRaw(b, m.Extra[i0].Value)
+				v, o, err := readRaw(b, m.Extra[i0].Value, alias)
 				if err != nil {
 					return decodeErr("RequestIdentification", "extra"+"["+strconv.Itoa(i0)+"]", err)
 				}
@@ -1356,6 +1410,19 @@ func (m *RequestIdentification) DecodeArgs(data []byte) error {
 		return decodeErr("RequestIdentification", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *RequestIdentification) Clone() *RequestIdentification {
+	c := *m
+	if m.Extra != nil {
+		c.Extra = make([]KV[string, Raw], len(m.Extra))
+		for i0 := range m.Extra {
+			c.Extra[i0] = m.Extra[i0]
+			c.Extra[i0].Value = bytes.Clone(m.Extra[i0].Value)
+		}
+	}
+	return &c
 }
 
 // AcceptIdentification is NEO packet 32769 (0x8001), the answer to RequestIdentification.
@@ -1449,6 +1516,12 @@ func (m *AcceptIdentification) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AcceptIdentification) Clone() *AcceptIdentification {
+	c := *m
+	return &c
+}
+
 // Ping is NEO packet 2 (0x0002), a request answered by Pong.
 // It has no args.
 type Ping struct{}
@@ -1477,6 +1550,12 @@ func (m *Ping) DecodeArgs(data []byte) error {
 		return decodeErr("Ping", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *Ping) Clone() *Ping {
+	c := *m
+	return &c
 }
 
 // Pong is NEO packet 32770 (0x8002), the answer to Ping.
@@ -1509,6 +1588,12 @@ func (m *Pong) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *Pong) Clone() *Pong {
+	c := *m
+	return &c
+}
+
 // CloseClient is NEO packet 3 (0x0003), a notification.
 // It has no args.
 type CloseClient struct{}
@@ -1539,6 +1624,12 @@ func (m *CloseClient) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *CloseClient) Clone() *CloseClient {
+	c := *m
+	return &c
+}
+
 // AskPrimary is NEO packet 4 (0x0004), a request answered by AnswerPrimary.
 // It has no args.
 type AskPrimary struct{}
@@ -1567,6 +1658,12 @@ func (m *AskPrimary) DecodeArgs(data []byte) error {
 		return decodeErr("AskPrimary", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AskPrimary) Clone() *AskPrimary {
+	c := *m
+	return &c
 }
 
 // AnswerPrimary is NEO packet 32772 (0x8004), the answer to AskPrimary.
@@ -1610,6 +1707,12 @@ func (m *AnswerPrimary) DecodeArgs(data []byte) error {
 		return decodeErr("AnswerPrimary", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerPrimary) Clone() *AnswerPrimary {
+	c := *m
+	return &c
 }
 
 // NotPrimaryMaster is NEO packet 5 (0x0005), a notification.
@@ -1690,6 +1793,13 @@ func (m *NotPrimaryMaster) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *NotPrimaryMaster) Clone() *NotPrimaryMaster {
+	c := *m
+	c.KnownMasterList = slices.Clone(m.KnownMasterList)
+	return &c
+}
+
 // NotifyNodeInformation is NEO packet 6 (0x0006), a notification.
 // Args: (timestamp:float, node_list:[NodeInfo]).
 type NotifyNodeInformation struct {
@@ -1755,6 +1865,13 @@ func (m *NotifyNodeInformation) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *NotifyNodeInformation) Clone() *NotifyNodeInformation {
+	c := *m
+	c.NodeList = slices.Clone(m.NodeList)
+	return &c
+}
+
 // AskRecovery is NEO packet 7 (0x0007), a request answered by AnswerRecovery.
 // It has no args.
 type AskRecovery struct{}
@@ -1783,6 +1900,12 @@ func (m *AskRecovery) DecodeArgs(data []byte) error {
 		return decodeErr("AskRecovery", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AskRecovery) Clone() *AskRecovery {
+	c := *m
+	return &c
 }
 
 // AnswerRecovery is NEO packet 32775 (0x8007), the answer to AskRecovery.
@@ -1889,6 +2012,12 @@ func (m *AnswerRecovery) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerRecovery) Clone() *AnswerRecovery {
+	c := *m
+	return &c
+}
+
 // AskLastIDs is NEO packet 8 (0x0008), a request answered by AnswerLastIDs.
 // It has no args.
 type AskLastIDs struct{}
@@ -1917,6 +2046,12 @@ func (m *AskLastIDs) DecodeArgs(data []byte) error {
 		return decodeErr("AskLastIDs", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AskLastIDs) Clone() *AskLastIDs {
+	c := *m
+	return &c
 }
 
 // AnswerLastIDs is NEO packet 32776 (0x8008), the answer to AskLastIDs.
@@ -2010,6 +2145,12 @@ func (m *AnswerLastIDs) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerLastIDs) Clone() *AnswerLastIDs {
+	c := *m
+	return &c
+}
+
 // AskPartitionTable is NEO packet 9 (0x0009), a request answered by AnswerPartitionTable.
 // It has no args.
 type AskPartitionTable struct{}
@@ -2038,6 +2179,12 @@ func (m *AskPartitionTable) DecodeArgs(data []byte) error {
 		return decodeErr("AskPartitionTable", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AskPartitionTable) Clone() *AskPartitionTable {
+	c := *m
+	return &c
 }
 
 // AnswerPartitionTable is NEO packet 32777 (0x8009), the answer to AskPartitionTable.
@@ -2130,6 +2277,19 @@ func (m *AnswerPartitionTable) DecodeArgs(data []byte) error {
 		return decodeErr("AnswerPartitionTable", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerPartitionTable) Clone() *AnswerPartitionTable {
+	c := *m
+	if m.RowList != nil {
+		c.RowList = make([][]CellInfo, len(m.RowList))
+		for i0 := range m.RowList {
+			c.RowList[i0] = m.RowList[i0]
+			c.RowList[i0] = slices.Clone(m.RowList[i0])
+		}
+	}
+	return &c
 }
 
 // SendPartitionTable is NEO packet 10 (0x000a), a notification.
@@ -2237,6 +2397,19 @@ func (m *SendPartitionTable) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *SendPartitionTable) Clone() *SendPartitionTable {
+	c := *m
+	if m.RowList != nil {
+		c.RowList = make([][]CellInfo, len(m.RowList))
+		for i0 := range m.RowList {
+			c.RowList[i0] = m.RowList[i0]
+			c.RowList[i0] = slices.Clone(m.RowList[i0])
+		}
+	}
+	return &c
+}
+
 // NotifyPartitionChanges is NEO packet 11 (0x000b), a notification.
 // Args: (ptid:u64, num_replicas:u32, cell_list:[CellChange]).
 type NotifyPartitionChanges struct {
@@ -2313,6 +2486,13 @@ func (m *NotifyPartitionChanges) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *NotifyPartitionChanges) Clone() *NotifyPartitionChanges {
+	c := *m
+	c.CellList = slices.Clone(m.CellList)
+	return &c
+}
+
 // StartOperation is NEO packet 12 (0x000c), a notification.
 // Args: (backup:bool).
 type StartOperation struct {
@@ -2356,6 +2536,12 @@ func (m *StartOperation) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *StartOperation) Clone() *StartOperation {
+	c := *m
+	return &c
+}
+
 // StopOperation is NEO packet 13 (0x000d), a notification.
 // It has no args.
 type StopOperation struct{}
@@ -2384,6 +2570,12 @@ func (m *StopOperation) DecodeArgs(data []byte) error {
 		return decodeErr("StopOperation", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *StopOperation) Clone() *StopOperation {
+	c := *m
+	return &c
 }
 
 // AskUnfinishedTransactions is NEO packet 14 (0x000e), a request answered by AnswerUnfinishedTransactions.
@@ -2441,6 +2633,13 @@ func (m *AskUnfinishedTransactions) DecodeArgs(data []byte) error {
 		return decodeErr("AskUnfinishedTransactions", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AskUnfinishedTransactions) Clone() *AskUnfinishedTransactions {
+	c := *m
+	c.OffsetList = slices.Clone(m.OffsetList)
+	return &c
 }
 
 // AnswerUnfinishedTransactions is NEO packet 32782 (0x800e), the answer to AskUnfinishedTransactions.
@@ -2511,6 +2710,13 @@ func (m *AnswerUnfinishedTransactions) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerUnfinishedTransactions) Clone() *AnswerUnfinishedTransactions {
+	c := *m
+	c.TTIDList = slices.Clone(m.TTIDList)
+	return &c
+}
+
 // AskLockedTransactions is NEO packet 15 (0x000f), a request answered by AnswerLockedTransactions.
 // It has no args.
 type AskLockedTransactions struct{}
@@ -2539,6 +2745,12 @@ func (m *AskLockedTransactions) DecodeArgs(data []byte) error {
 		return decodeErr("AskLockedTransactions", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AskLockedTransactions) Clone() *AskLockedTransactions {
+	c := *m
+	return &c
 }
 
 // AnswerLockedTransactions is NEO packet 32783 (0x800f), the answer to AskLockedTransactions.
@@ -2623,6 +2835,18 @@ func (m *AnswerLockedTransactions) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerLockedTransactions) Clone() *AnswerLockedTransactions {
+	c := *m
+	if m.TIDDict != nil {
+		c.TIDDict = make([]KV[Tid, Opt[Tid]], len(m.TIDDict))
+		for i0 := range m.TIDDict {
+			c.TIDDict[i0] = m.TIDDict[i0]
+		}
+	}
+	return &c
+}
+
 // AskFinalTID is NEO packet 16 (0x0010), a request answered by AnswerFinalTID.
 // Args: (ttid:tid).
 type AskFinalTID struct {
@@ -2666,6 +2890,12 @@ func (m *AskFinalTID) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AskFinalTID) Clone() *AskFinalTID {
+	c := *m
+	return &c
+}
+
 // AnswerFinalTID is NEO packet 32784 (0x8010), the answer to AskFinalTID.
 // Args: (tid:tid).
 type AnswerFinalTID struct {
@@ -2707,6 +2937,12 @@ func (m *AnswerFinalTID) DecodeArgs(data []byte) error {
 		return decodeErr("AnswerFinalTID", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerFinalTID) Clone() *AnswerFinalTID {
+	c := *m
+	return &c
 }
 
 // ValidateTransaction is NEO packet 17 (0x0011), a notification.
@@ -2761,6 +2997,12 @@ func (m *ValidateTransaction) DecodeArgs(data []byte) error {
 		return decodeErr("ValidateTransaction", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *ValidateTransaction) Clone() *ValidateTransaction {
+	c := *m
+	return &c
 }
 
 // AskBeginTransaction is NEO packet 18 (0x0012), a request answered by AnswerBeginTransaction.
@@ -2819,6 +3061,12 @@ func (m *AskBeginTransaction) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AskBeginTransaction) Clone() *AskBeginTransaction {
+	c := *m
+	return &c
+}
+
 // AnswerBeginTransaction is NEO packet 32786 (0x8012), the answer to AskBeginTransaction.
 // Args: (ttid:tid).
 type AnswerBeginTransaction struct {
@@ -2860,6 +3108,12 @@ func (m *AnswerBeginTransaction) DecodeArgs(data []byte) error {
 		return decodeErr("AnswerBeginTransaction", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerBeginTransaction) Clone() *AnswerBeginTransaction {
+	c := *m
+	return &c
 }
 
 // FailedVote is NEO packet 19 (0x0013), a request answered by Error (ACK on success).
@@ -2928,6 +3182,13 @@ func (m *FailedVote) DecodeArgs(data []byte) error {
 		return decodeErr("FailedVote", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *FailedVote) Clone() *FailedVote {
+	c := *m
+	c.FailedUUIDList = slices.Clone(m.FailedUUIDList)
+	return &c
 }
 
 // AskFinishTransaction is NEO packet 20 (0x0014), a request answered by AnswerTransactionFinished.
@@ -3067,6 +3328,18 @@ func (m *AskFinishTransaction) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AskFinishTransaction) Clone() *AskFinishTransaction {
+	c := *m
+	c.OIDList = slices.Clone(m.OIDList)
+	c.Deleted = slices.Clone(m.Deleted)
+	c.Checked = slices.Clone(m.Checked)
+	if m.Pack.Valid {
+		c.Pack.V = m.Pack.V.clone()
+	}
+	return &c
+}
+
 // AnswerTransactionFinished is NEO packet 32788 (0x8014), the answer to AskFinishTransaction.
 // Args: (ttid:tid, tid:tid).
 type AnswerTransactionFinished struct {
@@ -3119,6 +3392,12 @@ func (m *AnswerTransactionFinished) DecodeArgs(data []byte) error {
 		return decodeErr("AnswerTransactionFinished", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerTransactionFinished) Clone() *AnswerTransactionFinished {
+	c := *m
+	return &c
 }
 
 // AskLockInformation is NEO packet 21 (0x0015), a request answered by AnswerInformationLocked.
@@ -3186,6 +3465,12 @@ func (m *AskLockInformation) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AskLockInformation) Clone() *AskLockInformation {
+	c := *m
+	return &c
+}
+
 // AnswerInformationLocked is NEO packet 32789 (0x8015), the answer to AskLockInformation.
 // Args: (ttid:tid).
 type AnswerInformationLocked struct {
@@ -3227,6 +3512,12 @@ func (m *AnswerInformationLocked) DecodeArgs(data []byte) error {
 		return decodeErr("AnswerInformationLocked", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerInformationLocked) Clone() *AnswerInformationLocked {
+	c := *m
+	return &c
 }
 
 // InvalidateObjects is NEO packet 22 (0x0016), a notification.
@@ -3297,6 +3588,13 @@ func (m *InvalidateObjects) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *InvalidateObjects) Clone() *InvalidateObjects {
+	c := *m
+	c.OIDList = slices.Clone(m.OIDList)
+	return &c
+}
+
 // InvalidatePartitions is NEO packet 23 (0x0017), a notification.
 // Args: (tid:tid, partition_list:[u32]).
 type InvalidatePartitions struct {
@@ -3365,6 +3663,13 @@ func (m *InvalidatePartitions) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *InvalidatePartitions) Clone() *InvalidatePartitions {
+	c := *m
+	c.PartitionList = slices.Clone(m.PartitionList)
+	return &c
+}
+
 // NotifyUnlockInformation is NEO packet 24 (0x0018), a notification.
 // Args: (ttid:tid).
 type NotifyUnlockInformation struct {
@@ -3408,6 +3713,12 @@ func (m *NotifyUnlockInformation) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *NotifyUnlockInformation) Clone() *NotifyUnlockInformation {
+	c := *m
+	return &c
+}
+
 // AskNewOIDs is NEO packet 25 (0x0019), a request answered by AnswerNewOIDs.
 // Args: (num_oids:u32).
 type AskNewOIDs struct {
@@ -3449,6 +3760,12 @@ func (m *AskNewOIDs) DecodeArgs(data []byte) error {
 		return decodeErr("AskNewOIDs", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AskNewOIDs) Clone() *AskNewOIDs {
+	c := *m
+	return &c
 }
 
 // AnswerNewOIDs is NEO packet 32793 (0x8019), the answer to AskNewOIDs.
@@ -3508,6 +3825,13 @@ func (m *AnswerNewOIDs) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerNewOIDs) Clone() *AnswerNewOIDs {
+	c := *m
+	c.OIDList = slices.Clone(m.OIDList)
+	return &c
+}
+
 // NotifyDeadlock is NEO packet 26 (0x001a), a notification.
 // Args: (ttid:tid, oid:oid).
 type NotifyDeadlock struct {
@@ -3560,6 +3884,12 @@ func (m *NotifyDeadlock) DecodeArgs(data []byte) error {
 		return decodeErr("NotifyDeadlock", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *NotifyDeadlock) Clone() *NotifyDeadlock {
+	c := *m
+	return &c
 }
 
 // AskRelockObject is NEO packet 27 (0x001b), a request answered by AnswerRelockObject.
@@ -3616,6 +3946,12 @@ func (m *AskRelockObject) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AskRelockObject) Clone() *AskRelockObject {
+	c := *m
+	return &c
+}
+
 // AnswerRelockObject is NEO packet 32795 (0x801b), the answer to AskRelockObject.
 // Args: (conflict:?RelockConflict).
 type AnswerRelockObject struct {
@@ -3636,10 +3972,16 @@ func (m *AnswerRelockObject) ArgsSize() int {
 }
 
 // AppendArgs appends the msgpack args array to b.
-func (m *AnswerRelockObject) AppendArgs(b []byte) []byte {
+func (m *AnswerRelockObject) AppendArgs(b []byte) []byte { return m.AppendArgsSG(b, nil) }
+
+// AppendArgsSG is AppendArgs for scatter-gather output: a bin field of at
+// least seg's threshold is not copied into b but recorded in seg, to be
+// written from the message's own memory (see Segments). A nil seg copies
+// every field, as AppendArgs does.
+func (m *AnswerRelockObject) AppendArgsSG(b []byte, seg *Segments) []byte {
 	b = msgp.AppendArrayHeader(b, 1)
 	if m.Conflict.Valid {
-		b = m.Conflict.V.appendTo(b)
+		b = m.Conflict.V.appendTo(b, seg)
 	} else {
 		b = msgp.AppendNil(b)
 	}
@@ -3647,7 +3989,14 @@ func (m *AnswerRelockObject) AppendArgs(b []byte) []byte {
 }
 
 // DecodeArgs decodes an args array that fills data exactly.
-func (m *AnswerRelockObject) DecodeArgs(data []byte) error {
+func (m *AnswerRelockObject) DecodeArgs(data []byte) error { return m.decodeArgs(data, false) }
+
+// DecodeArgsAlias is DecodeArgs except that []byte fields (bin and Raw)
+// alias data instead of holding copies: they are valid only as long as
+// data is unchanged. Use Clone to keep the message beyond that.
+func (m *AnswerRelockObject) DecodeArgsAlias(data []byte) error { return m.decodeArgs(data, true) }
+
+func (m *AnswerRelockObject) decodeArgs(data []byte, alias bool) error {
 	b, err := readArrayHeader(data, 1)
 	if err != nil {
 		return decodeErr("AnswerRelockObject", "", err)
@@ -3657,7 +4006,7 @@ func (m *AnswerRelockObject) DecodeArgs(data []byte) error {
 		b = o
 	} else {
 		m.Conflict.Valid = true
-		if b, err = m.Conflict.V.decodeFrom(b); err != nil {
+		if b, err = m.Conflict.V.decodeFrom(b, alias); err != nil {
 			return decodeErr("AnswerRelockObject", "conflict", err)
 		}
 	}
@@ -3665,6 +4014,15 @@ func (m *AnswerRelockObject) DecodeArgs(data []byte) error {
 		return decodeErr("AnswerRelockObject", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerRelockObject) Clone() *AnswerRelockObject {
+	c := *m
+	if m.Conflict.Valid {
+		c.Conflict.V = m.Conflict.V.clone()
+	}
+	return &c
 }
 
 // AskStoreObject is NEO packet 28 (0x001c), a request answered by AnswerStoreObject.
@@ -3702,13 +4060,19 @@ func (m *AskStoreObject) ArgsSize() int {
 }
 
 // AppendArgs appends the msgpack args array to b.
-func (m *AskStoreObject) AppendArgs(b []byte) []byte {
+func (m *AskStoreObject) AppendArgs(b []byte) []byte { return m.AppendArgsSG(b, nil) }
+
+// AppendArgsSG is AppendArgs for scatter-gather output: a bin field of at
+// least seg's threshold is not copied into b but recorded in seg, to be
+// written from the message's own memory (see Segments). A nil seg copies
+// every field, as AppendArgs does.
+func (m *AskStoreObject) AppendArgsSG(b []byte, seg *Segments) []byte {
 	b = msgp.AppendArrayHeader(b, 7)
 	b = appendP64(b, uint64(m.OID))
 	b = appendP64(b, uint64(m.Serial))
 	b = appendInt(b, m.Compression)
-	b = msgp.AppendBytes(b, m.Checksum)
-	b = msgp.AppendBytes(b, m.Data)
+	b = appendBin(b, seg, m.Checksum)
+	b = appendBin(b, seg, m.Data)
 	if m.DataSerial.Valid {
 		b = appendP64(b, uint64(m.DataSerial.V))
 	} else {
@@ -3723,7 +4087,14 @@ func (m *AskStoreObject) AppendArgs(b []byte) []byte {
 }
 
 // DecodeArgs decodes an args array that fills data exactly.
-func (m *AskStoreObject) DecodeArgs(data []byte) error {
+func (m *AskStoreObject) DecodeArgs(data []byte) error { return m.decodeArgs(data, false) }
+
+// DecodeArgsAlias is DecodeArgs except that []byte fields (bin and Raw)
+// alias data instead of holding copies: they are valid only as long as
+// data is unchanged. Use Clone to keep the message beyond that.
+func (m *AskStoreObject) DecodeArgsAlias(data []byte) error { return m.decodeArgs(data, true) }
+
+func (m *AskStoreObject) decodeArgs(data []byte, alias bool) error {
 	b, err := readArrayHeader(data, 7)
 	if err != nil {
 		return decodeErr("AskStoreObject", "", err)
@@ -3753,7 +4124,7 @@ func (m *AskStoreObject) DecodeArgs(data []byte) error {
 		b = o
 	}
 	{
-		v, o, err := readBin(b, m.Checksum)
+		v, o, err := readBin(b, m.Checksum, alias)
 		if err != nil {
 			return decodeErr("AskStoreObject", "checksum", err)
 		}
@@ -3761,7 +4132,7 @@ func (m *AskStoreObject) DecodeArgs(data []byte) error {
 		b = o
 	}
 	{
-		v, o, err := readBin(b, m.Data)
+		v, o, err := readBin(b, m.Data, alias)
 		if err != nil {
 			return decodeErr("AskStoreObject", "data", err)
 		}
@@ -3800,6 +4171,14 @@ func (m *AskStoreObject) DecodeArgs(data []byte) error {
 		return decodeErr("AskStoreObject", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AskStoreObject) Clone() *AskStoreObject {
+	c := *m
+	c.Checksum = bytes.Clone(m.Checksum)
+	c.Data = bytes.Clone(m.Data)
+	return &c
 }
 
 // AnswerStoreObject is NEO packet 32796 (0x801c), the answer to AskStoreObject.
@@ -3856,6 +4235,12 @@ func (m *AnswerStoreObject) DecodeArgs(data []byte) error {
 		return decodeErr("AnswerStoreObject", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerStoreObject) Clone() *AnswerStoreObject {
+	c := *m
+	return &c
 }
 
 // AbortTransaction is NEO packet 29 (0x001d), a notification.
@@ -3926,6 +4311,13 @@ func (m *AbortTransaction) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AbortTransaction) Clone() *AbortTransaction {
+	c := *m
+	c.UUIDList = slices.Clone(m.UUIDList)
+	return &c
+}
+
 // AskStoreTransaction is NEO packet 30 (0x001e), a request answered by AnswerStoreTransaction.
 // Args: (ttid:tid, user:bin, description:bin, extension:bin, oid_list:[oid], pack:?PackSpec).
 type AskStoreTransaction struct {
@@ -3957,12 +4349,18 @@ func (m *AskStoreTransaction) ArgsSize() int {
 }
 
 // AppendArgs appends the msgpack args array to b.
-func (m *AskStoreTransaction) AppendArgs(b []byte) []byte {
+func (m *AskStoreTransaction) AppendArgs(b []byte) []byte { return m.AppendArgsSG(b, nil) }
+
+// AppendArgsSG is AppendArgs for scatter-gather output: a bin field of at
+// least seg's threshold is not copied into b but recorded in seg, to be
+// written from the message's own memory (see Segments). A nil seg copies
+// every field, as AppendArgs does.
+func (m *AskStoreTransaction) AppendArgsSG(b []byte, seg *Segments) []byte {
 	b = msgp.AppendArrayHeader(b, 6)
 	b = appendP64(b, uint64(m.TTID))
-	b = msgp.AppendBytes(b, m.User)
-	b = msgp.AppendBytes(b, m.Description)
-	b = msgp.AppendBytes(b, m.Extension)
+	b = appendBin(b, seg, m.User)
+	b = appendBin(b, seg, m.Description)
+	b = appendBin(b, seg, m.Extension)
 	b = msgp.AppendArrayHeader(b, uint32(len(m.OIDList)))
 	for i0 := range m.OIDList {
 		b = appendP64(b, uint64(m.OIDList[i0]))
@@ -3976,7 +4374,14 @@ func (m *AskStoreTransaction) AppendArgs(b []byte) []byte {
 }
 
 // DecodeArgs decodes an args array that fills data exactly.
-func (m *AskStoreTransaction) DecodeArgs(data []byte) error {
+func (m *AskStoreTransaction) DecodeArgs(data []byte) error { return m.decodeArgs(data, false) }
+
+// DecodeArgsAlias is DecodeArgs except that []byte fields (bin and Raw)
+// alias data instead of holding copies: they are valid only as long as
+// data is unchanged. Use Clone to keep the message beyond that.
+func (m *AskStoreTransaction) DecodeArgsAlias(data []byte) error { return m.decodeArgs(data, true) }
+
+func (m *AskStoreTransaction) decodeArgs(data []byte, alias bool) error {
 	b, err := readArrayHeader(data, 6)
 	if err != nil {
 		return decodeErr("AskStoreTransaction", "", err)
@@ -3990,7 +4395,7 @@ func (m *AskStoreTransaction) DecodeArgs(data []byte) error {
 		b = o
 	}
 	{
-		v, o, err := readBin(b, m.User)
+		v, o, err := readBin(b, m.User, alias)
 		if err != nil {
 			return decodeErr("AskStoreTransaction", "user", err)
 		}
@@ -3998,7 +4403,7 @@ func (m *AskStoreTransaction) DecodeArgs(data []byte) error {
 		b = o
 	}
 	{
-		v, o, err := readBin(b, m.Description)
+		v, o, err := readBin(b, m.Description, alias)
 		if err != nil {
 			return decodeErr("AskStoreTransaction", "description", err)
 		}
@@ -4006,7 +4411,7 @@ func (m *AskStoreTransaction) DecodeArgs(data []byte) error {
 		b = o
 	}
 	{
-		v, o, err := readBin(b, m.Extension)
+		v, o, err := readBin(b, m.Extension, alias)
 		if err != nil {
 			return decodeErr("AskStoreTransaction", "extension", err)
 		}
@@ -4046,6 +4451,19 @@ func (m *AskStoreTransaction) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AskStoreTransaction) Clone() *AskStoreTransaction {
+	c := *m
+	c.User = bytes.Clone(m.User)
+	c.Description = bytes.Clone(m.Description)
+	c.Extension = bytes.Clone(m.Extension)
+	c.OIDList = slices.Clone(m.OIDList)
+	if m.Pack.Valid {
+		c.Pack.V = m.Pack.V.clone()
+	}
+	return &c
+}
+
 // AnswerStoreTransaction is NEO packet 32798 (0x801e), the answer to AskStoreTransaction.
 // It has no args.
 type AnswerStoreTransaction struct{}
@@ -4074,6 +4492,12 @@ func (m *AnswerStoreTransaction) DecodeArgs(data []byte) error {
 		return decodeErr("AnswerStoreTransaction", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerStoreTransaction) Clone() *AnswerStoreTransaction {
+	c := *m
+	return &c
 }
 
 // AskVoteTransaction is NEO packet 31 (0x001f), a request answered by AnswerVoteTransaction.
@@ -4119,6 +4543,12 @@ func (m *AskVoteTransaction) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AskVoteTransaction) Clone() *AskVoteTransaction {
+	c := *m
+	return &c
+}
+
 // AnswerVoteTransaction is NEO packet 32799 (0x801f), the answer to AskVoteTransaction.
 // It has no args.
 type AnswerVoteTransaction struct{}
@@ -4147,6 +4577,12 @@ func (m *AnswerVoteTransaction) DecodeArgs(data []byte) error {
 		return decodeErr("AnswerVoteTransaction", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerVoteTransaction) Clone() *AnswerVoteTransaction {
+	c := *m
+	return &c
 }
 
 // AskObject is NEO packet 32 (0x0020), a request answered by AnswerObject.
@@ -4240,6 +4676,12 @@ func (m *AskObject) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AskObject) Clone() *AskObject {
+	c := *m
+	return &c
+}
+
 // AnswerObject is NEO packet 32800 (0x8020), the answer to AskObject.
 // Args: (oid:oid, serial:tid, next_serial:?tid, compression:?int, checksum:bin, data:bin, data_serial:?tid).
 type AnswerObject struct {
@@ -4278,7 +4720,13 @@ func (m *AnswerObject) ArgsSize() int {
 }
 
 // AppendArgs appends the msgpack args array to b.
-func (m *AnswerObject) AppendArgs(b []byte) []byte {
+func (m *AnswerObject) AppendArgs(b []byte) []byte { return m.AppendArgsSG(b, nil) }
+
+// AppendArgsSG is AppendArgs for scatter-gather output: a bin field of at
+// least seg's threshold is not copied into b but recorded in seg, to be
+// written from the message's own memory (see Segments). A nil seg copies
+// every field, as AppendArgs does.
+func (m *AnswerObject) AppendArgsSG(b []byte, seg *Segments) []byte {
 	b = msgp.AppendArrayHeader(b, 7)
 	b = appendP64(b, uint64(m.OID))
 	b = appendP64(b, uint64(m.Serial))
@@ -4292,8 +4740,8 @@ func (m *AnswerObject) AppendArgs(b []byte) []byte {
 	} else {
 		b = msgp.AppendNil(b)
 	}
-	b = msgp.AppendBytes(b, m.Checksum)
-	b = msgp.AppendBytes(b, m.Data)
+	b = appendBin(b, seg, m.Checksum)
+	b = appendBin(b, seg, m.Data)
 	if m.DataSerial.Valid {
 		b = appendP64(b, uint64(m.DataSerial.V))
 	} else {
@@ -4303,7 +4751,14 @@ func (m *AnswerObject) AppendArgs(b []byte) []byte {
 }
 
 // DecodeArgs decodes an args array that fills data exactly.
-func (m *AnswerObject) DecodeArgs(data []byte) error {
+func (m *AnswerObject) DecodeArgs(data []byte) error { return m.decodeArgs(data, false) }
+
+// DecodeArgsAlias is DecodeArgs except that []byte fields (bin and Raw)
+// alias data instead of holding copies: they are valid only as long as
+// data is unchanged. Use Clone to keep the message beyond that.
+func (m *AnswerObject) DecodeArgsAlias(data []byte) error { return m.decodeArgs(data, true) }
+
+func (m *AnswerObject) decodeArgs(data []byte, alias bool) error {
 	b, err := readArrayHeader(data, 7)
 	if err != nil {
 		return decodeErr("AnswerObject", "", err)
@@ -4353,7 +4808,7 @@ func (m *AnswerObject) DecodeArgs(data []byte) error {
 		}
 	}
 	{
-		v, o, err := readBin(b, m.Checksum)
+		v, o, err := readBin(b, m.Checksum, alias)
 		if err != nil {
 			return decodeErr("AnswerObject", "checksum", err)
 		}
@@ -4361,7 +4816,7 @@ func (m *AnswerObject) DecodeArgs(data []byte) error {
 		b = o
 	}
 	{
-		v, o, err := readBin(b, m.Data)
+		v, o, err := readBin(b, m.Data, alias)
 		if err != nil {
 			return decodeErr("AnswerObject", "data", err)
 		}
@@ -4386,6 +4841,14 @@ func (m *AnswerObject) DecodeArgs(data []byte) error {
 		return decodeErr("AnswerObject", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerObject) Clone() *AnswerObject {
+	c := *m
+	c.Checksum = bytes.Clone(m.Checksum)
+	c.Data = bytes.Clone(m.Data)
+	return &c
 }
 
 // AskTIDs is NEO packet 33 (0x0021), a request answered by AnswerTIDs.
@@ -4453,6 +4916,12 @@ func (m *AskTIDs) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AskTIDs) Clone() *AskTIDs {
+	c := *m
+	return &c
+}
+
 // AnswerTIDs is NEO packet 32801 (0x8021), the answer to AskTIDs.
 // Args: (tid_list:[tid]).
 type AnswerTIDs struct {
@@ -4510,6 +4979,13 @@ func (m *AnswerTIDs) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerTIDs) Clone() *AnswerTIDs {
+	c := *m
+	c.TIDList = slices.Clone(m.TIDList)
+	return &c
+}
+
 // AskTransactionInformation is NEO packet 34 (0x0022), a request answered by AnswerTransactionInformation.
 // Args: (tid:tid).
 type AskTransactionInformation struct {
@@ -4553,6 +5029,12 @@ func (m *AskTransactionInformation) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AskTransactionInformation) Clone() *AskTransactionInformation {
+	c := *m
+	return &c
+}
+
 // AnswerTransactionInformation is NEO packet 32802 (0x8022), the answer to AskTransactionInformation.
 // Args: (tid:tid, user:bin, description:bin, extension:bin, packed:bool, oid_list:[oid]).
 type AnswerTransactionInformation struct {
@@ -4581,12 +5063,18 @@ func (m *AnswerTransactionInformation) ArgsSize() int {
 }
 
 // AppendArgs appends the msgpack args array to b.
-func (m *AnswerTransactionInformation) AppendArgs(b []byte) []byte {
+func (m *AnswerTransactionInformation) AppendArgs(b []byte) []byte { return m.AppendArgsSG(b, nil) }
+
+// AppendArgsSG is AppendArgs for scatter-gather output: a bin field of at
+// least seg's threshold is not copied into b but recorded in seg, to be
+// written from the message's own memory (see Segments). A nil seg copies
+// every field, as AppendArgs does.
+func (m *AnswerTransactionInformation) AppendArgsSG(b []byte, seg *Segments) []byte {
 	b = msgp.AppendArrayHeader(b, 6)
 	b = appendP64(b, uint64(m.TID))
-	b = msgp.AppendBytes(b, m.User)
-	b = msgp.AppendBytes(b, m.Description)
-	b = msgp.AppendBytes(b, m.Extension)
+	b = appendBin(b, seg, m.User)
+	b = appendBin(b, seg, m.Description)
+	b = appendBin(b, seg, m.Extension)
 	b = msgp.AppendBool(b, m.Packed)
 	b = msgp.AppendArrayHeader(b, uint32(len(m.OIDList)))
 	for i0 := range m.OIDList {
@@ -4597,6 +5085,17 @@ func (m *AnswerTransactionInformation) AppendArgs(b []byte) []byte {
 
 // DecodeArgs decodes an args array that fills data exactly.
 func (m *AnswerTransactionInformation) DecodeArgs(data []byte) error {
+	return m.decodeArgs(data, false)
+}
+
+// DecodeArgsAlias is DecodeArgs except that []byte fields (bin and Raw)
+// alias data instead of holding copies: they are valid only as long as
+// data is unchanged. Use Clone to keep the message beyond that.
+func (m *AnswerTransactionInformation) DecodeArgsAlias(data []byte) error {
+	return m.decodeArgs(data, true)
+}
+
+func (m *AnswerTransactionInformation) decodeArgs(data []byte, alias bool) error {
 	b, err := readArrayHeader(data, 6)
 	if err != nil {
 		return decodeErr("AnswerTransactionInformation", "", err)
@@ -4610,7 +5109,7 @@ func (m *AnswerTransactionInformation) DecodeArgs(data []byte) error {
 		b = o
 	}
 	{
-		v, o, err := readBin(b, m.User)
+		v, o, err := readBin(b, m.User, alias)
 		if err != nil {
 			return decodeErr("AnswerTransactionInformation", "user", err)
 		}
@@ -4618,7 +5117,7 @@ func (m *AnswerTransactionInformation) DecodeArgs(data []byte) error {
 		b = o
 	}
 	{
-		v, o, err := readBin(b, m.Description)
+		v, o, err := readBin(b, m.Description, alias)
 		if err != nil {
 			return decodeErr("AnswerTransactionInformation", "description", err)
 		}
@@ -4626,7 +5125,7 @@ func (m *AnswerTransactionInformation) DecodeArgs(data []byte) error {
 		b = o
 	}
 	{
-		v, o, err := readBin(b, m.Extension)
+		v, o, err := readBin(b, m.Extension, alias)
 		if err != nil {
 			return decodeErr("AnswerTransactionInformation", "extension", err)
 		}
@@ -4663,6 +5162,16 @@ func (m *AnswerTransactionInformation) DecodeArgs(data []byte) error {
 		return decodeErr("AnswerTransactionInformation", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerTransactionInformation) Clone() *AnswerTransactionInformation {
+	c := *m
+	c.User = bytes.Clone(m.User)
+	c.Description = bytes.Clone(m.Description)
+	c.Extension = bytes.Clone(m.Extension)
+	c.OIDList = slices.Clone(m.OIDList)
+	return &c
 }
 
 // AskObjectHistory is NEO packet 35 (0x0023), a request answered by AnswerObjectHistory.
@@ -4730,6 +5239,12 @@ func (m *AskObjectHistory) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AskObjectHistory) Clone() *AskObjectHistory {
+	c := *m
+	return &c
+}
+
 // AnswerObjectHistory is NEO packet 32803 (0x8023), the answer to AskObjectHistory.
 // Args: (oid:oid, history_list:[HistoryEntry]).
 type AnswerObjectHistory struct {
@@ -4793,6 +5308,13 @@ func (m *AnswerObjectHistory) DecodeArgs(data []byte) error {
 		return decodeErr("AnswerObjectHistory", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerObjectHistory) Clone() *AnswerObjectHistory {
+	c := *m
+	c.HistoryList = slices.Clone(m.HistoryList)
+	return &c
 }
 
 // AskPartitionList is NEO packet 36 (0x0024), a request answered by AnswerPartitionList.
@@ -4871,6 +5393,12 @@ func (m *AskPartitionList) DecodeArgs(data []byte) error {
 		return decodeErr("AskPartitionList", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AskPartitionList) Clone() *AskPartitionList {
+	c := *m
+	return &c
 }
 
 // AnswerPartitionList is NEO packet 32804 (0x8024), the answer to AskPartitionList.
@@ -4965,6 +5493,19 @@ func (m *AnswerPartitionList) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerPartitionList) Clone() *AnswerPartitionList {
+	c := *m
+	if m.RowList != nil {
+		c.RowList = make([][]CellInfo, len(m.RowList))
+		for i0 := range m.RowList {
+			c.RowList[i0] = m.RowList[i0]
+			c.RowList[i0] = slices.Clone(m.RowList[i0])
+		}
+	}
+	return &c
+}
+
 // AskNodeList is NEO packet 37 (0x0025), a request answered by AnswerNodeList.
 // Args: (node_type:NodeTypes).
 type AskNodeList struct {
@@ -5006,6 +5547,12 @@ func (m *AskNodeList) DecodeArgs(data []byte) error {
 		return decodeErr("AskNodeList", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AskNodeList) Clone() *AskNodeList {
+	c := *m
+	return &c
 }
 
 // AnswerNodeList is NEO packet 32805 (0x8025), the answer to AskNodeList.
@@ -5062,6 +5609,13 @@ func (m *AnswerNodeList) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerNodeList) Clone() *AnswerNodeList {
+	c := *m
+	c.NodeList = slices.Clone(m.NodeList)
+	return &c
+}
+
 // SetNodeState is NEO packet 38 (0x0026), a request answered by Error (ACK on success).
 // Args: (uuid:uuid, state:NodeStates).
 type SetNodeState struct {
@@ -5114,6 +5668,12 @@ func (m *SetNodeState) DecodeArgs(data []byte) error {
 		return decodeErr("SetNodeState", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *SetNodeState) Clone() *SetNodeState {
+	c := *m
+	return &c
 }
 
 // AddPendingNodes is NEO packet 39 (0x0027), a request answered by Error (ACK on success).
@@ -5171,6 +5731,13 @@ func (m *AddPendingNodes) DecodeArgs(data []byte) error {
 		return decodeErr("AddPendingNodes", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AddPendingNodes) Clone() *AddPendingNodes {
+	c := *m
+	c.UUIDList = slices.Clone(m.UUIDList)
+	return &c
 }
 
 // TweakPartitionTable is NEO packet 40 (0x0028), a request answered by AnswerTweakPartitionTable.
@@ -5239,6 +5806,13 @@ func (m *TweakPartitionTable) DecodeArgs(data []byte) error {
 		return decodeErr("TweakPartitionTable", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *TweakPartitionTable) Clone() *TweakPartitionTable {
+	c := *m
+	c.UUIDList = slices.Clone(m.UUIDList)
+	return &c
 }
 
 // AnswerTweakPartitionTable is NEO packet 32808 (0x8028), the answer to TweakPartitionTable.
@@ -5322,6 +5896,19 @@ func (m *AnswerTweakPartitionTable) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerTweakPartitionTable) Clone() *AnswerTweakPartitionTable {
+	c := *m
+	if m.RowList != nil {
+		c.RowList = make([][]CellInfo, len(m.RowList))
+		for i0 := range m.RowList {
+			c.RowList[i0] = m.RowList[i0]
+			c.RowList[i0] = slices.Clone(m.RowList[i0])
+		}
+	}
+	return &c
+}
+
 // SetNumReplicas is NEO packet 41 (0x0029), a request answered by Error (ACK on success).
 // Args: (num_replicas:u32).
 type SetNumReplicas struct {
@@ -5365,6 +5952,12 @@ func (m *SetNumReplicas) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *SetNumReplicas) Clone() *SetNumReplicas {
+	c := *m
+	return &c
+}
+
 // SetClusterState is NEO packet 42 (0x002a), a request answered by Error (ACK on success).
 // Args: (state:ClusterStates).
 type SetClusterState struct {
@@ -5406,6 +5999,12 @@ func (m *SetClusterState) DecodeArgs(data []byte) error {
 		return decodeErr("SetClusterState", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *SetClusterState) Clone() *SetClusterState {
+	c := *m
+	return &c
 }
 
 // Repair is NEO packet 43 (0x002b), a request answered by Error (ACK on success).
@@ -5476,6 +6075,13 @@ func (m *Repair) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *Repair) Clone() *Repair {
+	c := *m
+	c.UUIDList = slices.Clone(m.UUIDList)
+	return &c
+}
+
 // NotifyRepair is NEO packet 44 (0x002c), a notification.
 // Args: (dry_run:bool).
 type NotifyRepair struct {
@@ -5517,6 +6123,12 @@ func (m *NotifyRepair) DecodeArgs(data []byte) error {
 		return decodeErr("NotifyRepair", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *NotifyRepair) Clone() *NotifyRepair {
+	c := *m
+	return &c
 }
 
 // NotifyClusterInformation is NEO packet 45 (0x002d), a notification.
@@ -5562,6 +6174,12 @@ func (m *NotifyClusterInformation) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *NotifyClusterInformation) Clone() *NotifyClusterInformation {
+	c := *m
+	return &c
+}
+
 // AskClusterState is NEO packet 46 (0x002e), a request answered by AnswerClusterState.
 // It has no args.
 type AskClusterState struct{}
@@ -5590,6 +6208,12 @@ func (m *AskClusterState) DecodeArgs(data []byte) error {
 		return decodeErr("AskClusterState", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AskClusterState) Clone() *AskClusterState {
+	c := *m
+	return &c
 }
 
 // AnswerClusterState is NEO packet 32814 (0x802e), the answer to AskClusterState.
@@ -5646,6 +6270,12 @@ func (m *AnswerClusterState) DecodeArgs(data []byte) error {
 		return decodeErr("AnswerClusterState", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerClusterState) Clone() *AnswerClusterState {
+	c := *m
+	return &c
 }
 
 // AskObjectUndoSerial is NEO packet 47 (0x002f), a request answered by AnswerObjectUndoSerial.
@@ -5738,6 +6368,13 @@ func (m *AskObjectUndoSerial) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AskObjectUndoSerial) Clone() *AskObjectUndoSerial {
+	c := *m
+	c.OIDList = slices.Clone(m.OIDList)
+	return &c
+}
+
 // AnswerObjectUndoSerial is NEO packet 32815 (0x802f), the answer to AskObjectUndoSerial.
 // Args: (object_tid_dict:{oid:UndoInfo}).
 type AnswerObjectUndoSerial struct {
@@ -5800,6 +6437,18 @@ func (m *AnswerObjectUndoSerial) DecodeArgs(data []byte) error {
 		return decodeErr("AnswerObjectUndoSerial", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerObjectUndoSerial) Clone() *AnswerObjectUndoSerial {
+	c := *m
+	if m.ObjectTIDDict != nil {
+		c.ObjectTIDDict = make([]KV[Oid, UndoInfo], len(m.ObjectTIDDict))
+		for i0 := range m.ObjectTIDDict {
+			c.ObjectTIDDict[i0] = m.ObjectTIDDict[i0]
+		}
+	}
+	return &c
 }
 
 // AskTIDsFrom is NEO packet 48 (0x0030), a request answered by AnswerTIDsFrom.
@@ -5878,6 +6527,12 @@ func (m *AskTIDsFrom) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AskTIDsFrom) Clone() *AskTIDsFrom {
+	c := *m
+	return &c
+}
+
 // AnswerTIDsFrom is NEO packet 32816 (0x8030), the answer to AskTIDsFrom.
 // Args: (tid_list:[tid]).
 type AnswerTIDsFrom struct {
@@ -5933,6 +6588,13 @@ func (m *AnswerTIDsFrom) DecodeArgs(data []byte) error {
 		return decodeErr("AnswerTIDsFrom", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerTIDsFrom) Clone() *AnswerTIDsFrom {
+	c := *m
+	c.TIDList = slices.Clone(m.TIDList)
+	return &c
 }
 
 // AskOIDsFrom is NEO packet 49 (0x0031), a request answered by AnswerOIDsFrom.
@@ -6009,6 +6671,12 @@ func (m *AskOIDsFrom) DecodeArgs(data []byte) error {
 		return decodeErr("AskOIDsFrom", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AskOIDsFrom) Clone() *AskOIDsFrom {
+	c := *m
+	return &c
 }
 
 // AnswerOIDsFrom is NEO packet 32817 (0x8031), the answer to AskOIDsFrom.
@@ -6092,6 +6760,13 @@ func (m *AnswerOIDsFrom) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerOIDsFrom) Clone() *AnswerOIDsFrom {
+	c := *m
+	c.OIDList = slices.Clone(m.OIDList)
+	return &c
+}
+
 // WaitForPack is NEO packet 50 (0x0032), a request answered by WaitedForPack.
 // Args: (tid:tid).
 type WaitForPack struct {
@@ -6135,6 +6810,12 @@ func (m *WaitForPack) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *WaitForPack) Clone() *WaitForPack {
+	c := *m
+	return &c
+}
+
 // WaitedForPack is NEO packet 32818 (0x8032), the answer to WaitForPack.
 // It has no args.
 type WaitedForPack struct{}
@@ -6163,6 +6844,12 @@ func (m *WaitedForPack) DecodeArgs(data []byte) error {
 		return decodeErr("WaitedForPack", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *WaitedForPack) Clone() *WaitedForPack {
+	c := *m
+	return &c
 }
 
 // AskPackOrders is NEO packet 51 (0x0033), a request answered by AnswerPackOrders.
@@ -6206,6 +6893,12 @@ func (m *AskPackOrders) DecodeArgs(data []byte) error {
 		return decodeErr("AskPackOrders", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AskPackOrders) Clone() *AskPackOrders {
+	c := *m
+	return &c
 }
 
 // AnswerPackOrders is NEO packet 32819 (0x8033), the answer to AskPackOrders.
@@ -6260,6 +6953,19 @@ func (m *AnswerPackOrders) DecodeArgs(data []byte) error {
 		return decodeErr("AnswerPackOrders", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerPackOrders) Clone() *AnswerPackOrders {
+	c := *m
+	if m.PackList != nil {
+		c.PackList = make([]PackOrder, len(m.PackList))
+		for i0 := range m.PackList {
+			c.PackList[i0] = m.PackList[i0]
+			c.PackList[i0] = m.PackList[i0].clone()
+		}
+	}
+	return &c
 }
 
 // NotifyPackSigned is NEO packet 52 (0x0034), a notification.
@@ -6344,6 +7050,14 @@ func (m *NotifyPackSigned) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *NotifyPackSigned) Clone() *NotifyPackSigned {
+	c := *m
+	c.Approved = slices.Clone(m.Approved)
+	c.Rejected = slices.Clone(m.Rejected)
+	return &c
+}
+
 // NotifyPackCompleted is NEO packet 53 (0x0035), a notification.
 // Args: (pack_id:tid).
 type NotifyPackCompleted struct {
@@ -6385,6 +7099,12 @@ func (m *NotifyPackCompleted) DecodeArgs(data []byte) error {
 		return decodeErr("NotifyPackCompleted", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *NotifyPackCompleted) Clone() *NotifyPackCompleted {
+	c := *m
+	return &c
 }
 
 // CheckReplicas is NEO packet 54 (0x0036), a request answered by Error (ACK on success).
@@ -6504,6 +7224,18 @@ func (m *CheckReplicas) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *CheckReplicas) Clone() *CheckReplicas {
+	c := *m
+	if m.PartitionDict != nil {
+		c.PartitionDict = make([]KV[uint32, Opt[NodeID]], len(m.PartitionDict))
+		for i0 := range m.PartitionDict {
+			c.PartitionDict[i0] = m.PartitionDict[i0]
+		}
+	}
+	return &c
+}
+
 // CheckPartition is NEO packet 55 (0x0037), a notification.
 // Args: (partition:u32, source:CheckSource, min_tid:tid, max_tid:tid).
 type CheckPartition struct {
@@ -6573,6 +7305,12 @@ func (m *CheckPartition) DecodeArgs(data []byte) error {
 		return decodeErr("CheckPartition", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *CheckPartition) Clone() *CheckPartition {
+	c := *m
+	return &c
 }
 
 // AskCheckTIDRange is NEO packet 56 (0x0038), a request answered by AnswerCheckTIDRange.
@@ -6651,6 +7389,12 @@ func (m *AskCheckTIDRange) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AskCheckTIDRange) Clone() *AskCheckTIDRange {
+	c := *m
+	return &c
+}
+
 // AnswerCheckTIDRange is NEO packet 32824 (0x8038), the answer to AskCheckTIDRange.
 // Args: (count:u32, checksum:bin, max_tid:tid).
 type AnswerCheckTIDRange struct {
@@ -6672,16 +7416,29 @@ func (m *AnswerCheckTIDRange) ArgsSize() int {
 }
 
 // AppendArgs appends the msgpack args array to b.
-func (m *AnswerCheckTIDRange) AppendArgs(b []byte) []byte {
+func (m *AnswerCheckTIDRange) AppendArgs(b []byte) []byte { return m.AppendArgsSG(b, nil) }
+
+// AppendArgsSG is AppendArgs for scatter-gather output: a bin field of at
+// least seg's threshold is not copied into b but recorded in seg, to be
+// written from the message's own memory (see Segments). A nil seg copies
+// every field, as AppendArgs does.
+func (m *AnswerCheckTIDRange) AppendArgsSG(b []byte, seg *Segments) []byte {
 	b = msgp.AppendArrayHeader(b, 3)
 	b = msgp.AppendUint64(b, uint64(m.Count))
-	b = msgp.AppendBytes(b, m.Checksum)
+	b = appendBin(b, seg, m.Checksum)
 	b = appendP64(b, uint64(m.MaxTID))
 	return b
 }
 
 // DecodeArgs decodes an args array that fills data exactly.
-func (m *AnswerCheckTIDRange) DecodeArgs(data []byte) error {
+func (m *AnswerCheckTIDRange) DecodeArgs(data []byte) error { return m.decodeArgs(data, false) }
+
+// DecodeArgsAlias is DecodeArgs except that []byte fields (bin and Raw)
+// alias data instead of holding copies: they are valid only as long as
+// data is unchanged. Use Clone to keep the message beyond that.
+func (m *AnswerCheckTIDRange) DecodeArgsAlias(data []byte) error { return m.decodeArgs(data, true) }
+
+func (m *AnswerCheckTIDRange) decodeArgs(data []byte, alias bool) error {
 	b, err := readArrayHeader(data, 3)
 	if err != nil {
 		return decodeErr("AnswerCheckTIDRange", "", err)
@@ -6695,7 +7452,7 @@ func (m *AnswerCheckTIDRange) DecodeArgs(data []byte) error {
 		b = o
 	}
 	{
-		v, o, err := readBin(b, m.Checksum)
+		v, o, err := readBin(b, m.Checksum, alias)
 		if err != nil {
 			return decodeErr("AnswerCheckTIDRange", "checksum", err)
 		}
@@ -6714,6 +7471,13 @@ func (m *AnswerCheckTIDRange) DecodeArgs(data []byte) error {
 		return decodeErr("AnswerCheckTIDRange", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerCheckTIDRange) Clone() *AnswerCheckTIDRange {
+	c := *m
+	c.Checksum = bytes.Clone(m.Checksum)
+	return &c
 }
 
 // AskCheckSerialRange is NEO packet 57 (0x0039), a request answered by AnswerCheckSerialRange.
@@ -6803,6 +7567,12 @@ func (m *AskCheckSerialRange) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AskCheckSerialRange) Clone() *AskCheckSerialRange {
+	c := *m
+	return &c
+}
+
 // AnswerCheckSerialRange is NEO packet 32825 (0x8039), the answer to AskCheckSerialRange.
 // Args: (count:u32, tid_checksum:bin, max_tid:tid, oid_checksum:bin, max_oid:oid).
 type AnswerCheckSerialRange struct {
@@ -6828,18 +7598,31 @@ func (m *AnswerCheckSerialRange) ArgsSize() int {
 }
 
 // AppendArgs appends the msgpack args array to b.
-func (m *AnswerCheckSerialRange) AppendArgs(b []byte) []byte {
+func (m *AnswerCheckSerialRange) AppendArgs(b []byte) []byte { return m.AppendArgsSG(b, nil) }
+
+// AppendArgsSG is AppendArgs for scatter-gather output: a bin field of at
+// least seg's threshold is not copied into b but recorded in seg, to be
+// written from the message's own memory (see Segments). A nil seg copies
+// every field, as AppendArgs does.
+func (m *AnswerCheckSerialRange) AppendArgsSG(b []byte, seg *Segments) []byte {
 	b = msgp.AppendArrayHeader(b, 5)
 	b = msgp.AppendUint64(b, uint64(m.Count))
-	b = msgp.AppendBytes(b, m.TIDChecksum)
+	b = appendBin(b, seg, m.TIDChecksum)
 	b = appendP64(b, uint64(m.MaxTID))
-	b = msgp.AppendBytes(b, m.OIDChecksum)
+	b = appendBin(b, seg, m.OIDChecksum)
 	b = appendP64(b, uint64(m.MaxOID))
 	return b
 }
 
 // DecodeArgs decodes an args array that fills data exactly.
-func (m *AnswerCheckSerialRange) DecodeArgs(data []byte) error {
+func (m *AnswerCheckSerialRange) DecodeArgs(data []byte) error { return m.decodeArgs(data, false) }
+
+// DecodeArgsAlias is DecodeArgs except that []byte fields (bin and Raw)
+// alias data instead of holding copies: they are valid only as long as
+// data is unchanged. Use Clone to keep the message beyond that.
+func (m *AnswerCheckSerialRange) DecodeArgsAlias(data []byte) error { return m.decodeArgs(data, true) }
+
+func (m *AnswerCheckSerialRange) decodeArgs(data []byte, alias bool) error {
 	b, err := readArrayHeader(data, 5)
 	if err != nil {
 		return decodeErr("AnswerCheckSerialRange", "", err)
@@ -6853,7 +7636,7 @@ func (m *AnswerCheckSerialRange) DecodeArgs(data []byte) error {
 		b = o
 	}
 	{
-		v, o, err := readBin(b, m.TIDChecksum)
+		v, o, err := readBin(b, m.TIDChecksum, alias)
 		if err != nil {
 			return decodeErr("AnswerCheckSerialRange", "tid_checksum", err)
 		}
@@ -6869,7 +7652,7 @@ func (m *AnswerCheckSerialRange) DecodeArgs(data []byte) error {
 		b = o
 	}
 	{
-		v, o, err := readBin(b, m.OIDChecksum)
+		v, o, err := readBin(b, m.OIDChecksum, alias)
 		if err != nil {
 			return decodeErr("AnswerCheckSerialRange", "oid_checksum", err)
 		}
@@ -6888,6 +7671,14 @@ func (m *AnswerCheckSerialRange) DecodeArgs(data []byte) error {
 		return decodeErr("AnswerCheckSerialRange", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerCheckSerialRange) Clone() *AnswerCheckSerialRange {
+	c := *m
+	c.TIDChecksum = bytes.Clone(m.TIDChecksum)
+	c.OIDChecksum = bytes.Clone(m.OIDChecksum)
+	return &c
 }
 
 // NotifyPartitionCorrupted is NEO packet 58 (0x003a), a notification.
@@ -6958,6 +7749,13 @@ func (m *NotifyPartitionCorrupted) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *NotifyPartitionCorrupted) Clone() *NotifyPartitionCorrupted {
+	c := *m
+	c.CellList = slices.Clone(m.CellList)
+	return &c
+}
+
 // NotifyReady is NEO packet 59 (0x003b), a notification.
 // It has no args.
 type NotifyReady struct{}
@@ -6988,6 +7786,12 @@ func (m *NotifyReady) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *NotifyReady) Clone() *NotifyReady {
+	c := *m
+	return &c
+}
+
 // AskLastTransaction is NEO packet 60 (0x003c), a request answered by AnswerLastTransaction.
 // It has no args.
 type AskLastTransaction struct{}
@@ -7016,6 +7820,12 @@ func (m *AskLastTransaction) DecodeArgs(data []byte) error {
 		return decodeErr("AskLastTransaction", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AskLastTransaction) Clone() *AskLastTransaction {
+	c := *m
+	return &c
 }
 
 // AnswerLastTransaction is NEO packet 32828 (0x803c), the answer to AskLastTransaction.
@@ -7059,6 +7869,12 @@ func (m *AnswerLastTransaction) DecodeArgs(data []byte) error {
 		return decodeErr("AnswerLastTransaction", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerLastTransaction) Clone() *AnswerLastTransaction {
+	c := *m
+	return &c
 }
 
 // AskCheckCurrentSerial is NEO packet 61 (0x003d), a request answered by AnswerCheckCurrentSerial.
@@ -7126,6 +7942,12 @@ func (m *AskCheckCurrentSerial) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AskCheckCurrentSerial) Clone() *AskCheckCurrentSerial {
+	c := *m
+	return &c
+}
+
 // AnswerCheckCurrentSerial is NEO packet 32829 (0x803d), the answer to AskCheckCurrentSerial.
 // Args: (conflict:?tid).
 type AnswerCheckCurrentSerial struct {
@@ -7182,6 +8004,12 @@ func (m *AnswerCheckCurrentSerial) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerCheckCurrentSerial) Clone() *AnswerCheckCurrentSerial {
+	c := *m
+	return &c
+}
+
 // NotifyTransactionFinished is NEO packet 62 (0x003e), a notification.
 // Args: (ttid:tid, max_tid:tid).
 type NotifyTransactionFinished struct {
@@ -7234,6 +8062,12 @@ func (m *NotifyTransactionFinished) DecodeArgs(data []byte) error {
 		return decodeErr("NotifyTransactionFinished", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *NotifyTransactionFinished) Clone() *NotifyTransactionFinished {
+	c := *m
+	return &c
 }
 
 // Replicate is NEO packet 63 (0x003f), a notification.
@@ -7335,6 +8169,18 @@ func (m *Replicate) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *Replicate) Clone() *Replicate {
+	c := *m
+	if m.SourceDict != nil {
+		c.SourceDict = make([]KV[uint32, Opt[Address]], len(m.SourceDict))
+		for i0 := range m.SourceDict {
+			c.SourceDict[i0] = m.SourceDict[i0]
+		}
+	}
+	return &c
+}
+
 // NotifyReplicationDone is NEO packet 64 (0x0040), a notification.
 // Args: (offset:u32, tid:tid).
 type NotifyReplicationDone struct {
@@ -7387,6 +8233,12 @@ func (m *NotifyReplicationDone) DecodeArgs(data []byte) error {
 		return decodeErr("NotifyReplicationDone", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *NotifyReplicationDone) Clone() *NotifyReplicationDone {
+	c := *m
+	return &c
 }
 
 // AskFetchTransactions is NEO packet 65 (0x0041), a request answered by AnswerFetchTransactions.
@@ -7501,6 +8353,13 @@ func (m *AskFetchTransactions) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AskFetchTransactions) Clone() *AskFetchTransactions {
+	c := *m
+	c.TIDList = slices.Clone(m.TIDList)
+	return &c
+}
+
 // AnswerFetchTransactions is NEO packet 32833 (0x8041), the answer to AskFetchTransactions.
 // Args: (next_tid:?tid, tid_list:[tid], completed_pack:?tid).
 type AnswerFetchTransactions struct {
@@ -7604,6 +8463,13 @@ func (m *AnswerFetchTransactions) DecodeArgs(data []byte) error {
 		return decodeErr("AnswerFetchTransactions", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerFetchTransactions) Clone() *AnswerFetchTransactions {
+	c := *m
+	c.TIDList = slices.Clone(m.TIDList)
+	return &c
 }
 
 // AskFetchObjects is NEO packet 66 (0x0042), a request answered by AnswerFetchObjects.
@@ -7744,6 +8610,19 @@ func (m *AskFetchObjects) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AskFetchObjects) Clone() *AskFetchObjects {
+	c := *m
+	if m.ObjectDict != nil {
+		c.ObjectDict = make([]KV[Tid, []Oid], len(m.ObjectDict))
+		for i0 := range m.ObjectDict {
+			c.ObjectDict[i0] = m.ObjectDict[i0]
+			c.ObjectDict[i0].Value = slices.Clone(m.ObjectDict[i0].Value)
+		}
+	}
+	return &c
+}
+
 // AnswerFetchObjects is NEO packet 32834 (0x8042), the answer to AskFetchObjects.
 // Args: (next_tid:?tid, next_oid:?oid, object_dict:{tid:[oid]}).
 type AnswerFetchObjects struct {
@@ -7875,6 +8754,19 @@ func (m *AnswerFetchObjects) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerFetchObjects) Clone() *AnswerFetchObjects {
+	c := *m
+	if m.ObjectDict != nil {
+		c.ObjectDict = make([]KV[Tid, []Oid], len(m.ObjectDict))
+		for i0 := range m.ObjectDict {
+			c.ObjectDict[i0] = m.ObjectDict[i0]
+			c.ObjectDict[i0].Value = slices.Clone(m.ObjectDict[i0].Value)
+		}
+	}
+	return &c
+}
+
 // AddTransaction is NEO packet 67 (0x0043), a notification.
 // Args: (tid:tid, user:bin, description:bin, extension:bin, packed:bool, ttid:tid, oid_list:[oid], pack:?PackInfo).
 type AddTransaction struct {
@@ -7910,12 +8802,18 @@ func (m *AddTransaction) ArgsSize() int {
 }
 
 // AppendArgs appends the msgpack args array to b.
-func (m *AddTransaction) AppendArgs(b []byte) []byte {
+func (m *AddTransaction) AppendArgs(b []byte) []byte { return m.AppendArgsSG(b, nil) }
+
+// AppendArgsSG is AppendArgs for scatter-gather output: a bin field of at
+// least seg's threshold is not copied into b but recorded in seg, to be
+// written from the message's own memory (see Segments). A nil seg copies
+// every field, as AppendArgs does.
+func (m *AddTransaction) AppendArgsSG(b []byte, seg *Segments) []byte {
 	b = msgp.AppendArrayHeader(b, 8)
 	b = appendP64(b, uint64(m.TID))
-	b = msgp.AppendBytes(b, m.User)
-	b = msgp.AppendBytes(b, m.Description)
-	b = msgp.AppendBytes(b, m.Extension)
+	b = appendBin(b, seg, m.User)
+	b = appendBin(b, seg, m.Description)
+	b = appendBin(b, seg, m.Extension)
 	b = msgp.AppendBool(b, m.Packed)
 	b = appendP64(b, uint64(m.TTID))
 	b = msgp.AppendArrayHeader(b, uint32(len(m.OIDList)))
@@ -7931,7 +8829,14 @@ func (m *AddTransaction) AppendArgs(b []byte) []byte {
 }
 
 // DecodeArgs decodes an args array that fills data exactly.
-func (m *AddTransaction) DecodeArgs(data []byte) error {
+func (m *AddTransaction) DecodeArgs(data []byte) error { return m.decodeArgs(data, false) }
+
+// DecodeArgsAlias is DecodeArgs except that []byte fields (bin and Raw)
+// alias data instead of holding copies: they are valid only as long as
+// data is unchanged. Use Clone to keep the message beyond that.
+func (m *AddTransaction) DecodeArgsAlias(data []byte) error { return m.decodeArgs(data, true) }
+
+func (m *AddTransaction) decodeArgs(data []byte, alias bool) error {
 	b, err := readArrayHeader(data, 8)
 	if err != nil {
 		return decodeErr("AddTransaction", "", err)
@@ -7945,7 +8850,7 @@ func (m *AddTransaction) DecodeArgs(data []byte) error {
 		b = o
 	}
 	{
-		v, o, err := readBin(b, m.User)
+		v, o, err := readBin(b, m.User, alias)
 		if err != nil {
 			return decodeErr("AddTransaction", "user", err)
 		}
@@ -7953,7 +8858,7 @@ func (m *AddTransaction) DecodeArgs(data []byte) error {
 		b = o
 	}
 	{
-		v, o, err := readBin(b, m.Description)
+		v, o, err := readBin(b, m.Description, alias)
 		if err != nil {
 			return decodeErr("AddTransaction", "description", err)
 		}
@@ -7961,7 +8866,7 @@ func (m *AddTransaction) DecodeArgs(data []byte) error {
 		b = o
 	}
 	{
-		v, o, err := readBin(b, m.Extension)
+		v, o, err := readBin(b, m.Extension, alias)
 		if err != nil {
 			return decodeErr("AddTransaction", "extension", err)
 		}
@@ -8017,6 +8922,19 @@ func (m *AddTransaction) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AddTransaction) Clone() *AddTransaction {
+	c := *m
+	c.User = bytes.Clone(m.User)
+	c.Description = bytes.Clone(m.Description)
+	c.Extension = bytes.Clone(m.Extension)
+	c.OIDList = slices.Clone(m.OIDList)
+	if m.Pack.Valid {
+		c.Pack.V = m.Pack.V.clone()
+	}
+	return &c
+}
+
 // AddObject is NEO packet 68 (0x0044), a notification.
 // Args: (oid:oid, serial:tid, compression:int, checksum:bin, data:bin, data_serial:?tid).
 type AddObject struct {
@@ -8047,13 +8965,19 @@ func (m *AddObject) ArgsSize() int {
 }
 
 // AppendArgs appends the msgpack args array to b.
-func (m *AddObject) AppendArgs(b []byte) []byte {
+func (m *AddObject) AppendArgs(b []byte) []byte { return m.AppendArgsSG(b, nil) }
+
+// AppendArgsSG is AppendArgs for scatter-gather output: a bin field of at
+// least seg's threshold is not copied into b but recorded in seg, to be
+// written from the message's own memory (see Segments). A nil seg copies
+// every field, as AppendArgs does.
+func (m *AddObject) AppendArgsSG(b []byte, seg *Segments) []byte {
 	b = msgp.AppendArrayHeader(b, 6)
 	b = appendP64(b, uint64(m.OID))
 	b = appendP64(b, uint64(m.Serial))
 	b = appendInt(b, m.Compression)
-	b = msgp.AppendBytes(b, m.Checksum)
-	b = msgp.AppendBytes(b, m.Data)
+	b = appendBin(b, seg, m.Checksum)
+	b = appendBin(b, seg, m.Data)
 	if m.DataSerial.Valid {
 		b = appendP64(b, uint64(m.DataSerial.V))
 	} else {
@@ -8063,7 +8987,14 @@ func (m *AddObject) AppendArgs(b []byte) []byte {
 }
 
 // DecodeArgs decodes an args array that fills data exactly.
-func (m *AddObject) DecodeArgs(data []byte) error {
+func (m *AddObject) DecodeArgs(data []byte) error { return m.decodeArgs(data, false) }
+
+// DecodeArgsAlias is DecodeArgs except that []byte fields (bin and Raw)
+// alias data instead of holding copies: they are valid only as long as
+// data is unchanged. Use Clone to keep the message beyond that.
+func (m *AddObject) DecodeArgsAlias(data []byte) error { return m.decodeArgs(data, true) }
+
+func (m *AddObject) decodeArgs(data []byte, alias bool) error {
 	b, err := readArrayHeader(data, 6)
 	if err != nil {
 		return decodeErr("AddObject", "", err)
@@ -8093,7 +9024,7 @@ func (m *AddObject) DecodeArgs(data []byte) error {
 		b = o
 	}
 	{
-		v, o, err := readBin(b, m.Checksum)
+		v, o, err := readBin(b, m.Checksum, alias)
 		if err != nil {
 			return decodeErr("AddObject", "checksum", err)
 		}
@@ -8101,7 +9032,7 @@ func (m *AddObject) DecodeArgs(data []byte) error {
 		b = o
 	}
 	{
-		v, o, err := readBin(b, m.Data)
+		v, o, err := readBin(b, m.Data, alias)
 		if err != nil {
 			return decodeErr("AddObject", "data", err)
 		}
@@ -8126,6 +9057,14 @@ func (m *AddObject) DecodeArgs(data []byte) error {
 		return decodeErr("AddObject", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AddObject) Clone() *AddObject {
+	c := *m
+	c.Checksum = bytes.Clone(m.Checksum)
+	c.Data = bytes.Clone(m.Data)
+	return &c
 }
 
 // Truncate is NEO packet 69 (0x0045), a request answered by Error (ACK on success).
@@ -8171,6 +9110,12 @@ func (m *Truncate) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *Truncate) Clone() *Truncate {
+	c := *m
+	return &c
+}
+
 // FlushLog is NEO packet 70 (0x0046), a notification.
 // It has no args.
 type FlushLog struct{}
@@ -8201,6 +9146,12 @@ func (m *FlushLog) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *FlushLog) Clone() *FlushLog {
+	c := *m
+	return &c
+}
+
 // AskMonitorInformation is NEO packet 71 (0x0047), a request answered by AnswerMonitorInformation.
 // It has no args.
 type AskMonitorInformation struct{}
@@ -8229,6 +9180,12 @@ func (m *AskMonitorInformation) DecodeArgs(data []byte) error {
 		return decodeErr("AskMonitorInformation", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AskMonitorInformation) Clone() *AskMonitorInformation {
+	c := *m
+	return &c
 }
 
 // AnswerMonitorInformation is NEO packet 32839 (0x8047), the answer to AskMonitorInformation.
@@ -8354,6 +9311,14 @@ func (m *AnswerMonitorInformation) DecodeArgs(data []byte) error {
 	return nil
 }
 
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *AnswerMonitorInformation) Clone() *AnswerMonitorInformation {
+	c := *m
+	c.Severity1List = slices.Clone(m.Severity1List)
+	c.Severity2List = slices.Clone(m.Severity2List)
+	return &c
+}
+
 // NotifyMonitorInformation is NEO packet 72 (0x0048), a notification.
 // Args: (info:{text:any}).
 type NotifyMonitorInformation struct {
@@ -8386,7 +9351,16 @@ func (m *NotifyMonitorInformation) AppendArgs(b []byte) []byte {
 }
 
 // DecodeArgs decodes an args array that fills data exactly.
-func (m *NotifyMonitorInformation) DecodeArgs(data []byte) error {
+func (m *NotifyMonitorInformation) DecodeArgs(data []byte) error { return m.decodeArgs(data, false) }
+
+// DecodeArgsAlias is DecodeArgs except that []byte fields (bin and Raw)
+// alias data instead of holding copies: they are valid only as long as
+// data is unchanged. Use Clone to keep the message beyond that.
+func (m *NotifyMonitorInformation) DecodeArgsAlias(data []byte) error {
+	return m.decodeArgs(data, true)
+}
+
+func (m *NotifyMonitorInformation) decodeArgs(data []byte, alias bool) error {
 	b, err := readArrayHeader(data, 1)
 	if err != nil {
 		return decodeErr("NotifyMonitorInformation", "", err)
@@ -8408,7 +9382,7 @@ func (m *NotifyMonitorInformation) DecodeArgs(data []byte) error {
 				b = o
 			}
 			{
-				v, o, err := readRaw(b, m.Info[i0].Value)
+				v, o, err := readRaw(b, m.Info[i0].Value, alias)
 				if err != nil {
 					return decodeErr("NotifyMonitorInformation", "info"+"["+strconv.Itoa(i0)+"]", err)
 				}
@@ -8421,6 +9395,19 @@ func (m *NotifyMonitorInformation) DecodeArgs(data []byte) error {
 		return decodeErr("NotifyMonitorInformation", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *NotifyMonitorInformation) Clone() *NotifyMonitorInformation {
+	c := *m
+	if m.Info != nil {
+		c.Info = make([]KV[string, Raw], len(m.Info))
+		for i0 := range m.Info {
+			c.Info[i0] = m.Info[i0]
+			c.Info[i0].Value = bytes.Clone(m.Info[i0].Value)
+		}
+	}
+	return &c
 }
 
 // NotifyUpstreamAdmin is NEO packet 73 (0x0049), a notification.
@@ -8459,6 +9446,12 @@ func (m *NotifyUpstreamAdmin) DecodeArgs(data []byte) error {
 		return decodeErr("NotifyUpstreamAdmin", "", ErrTrailing)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of m that shares no memory with it.
+func (m *NotifyUpstreamAdmin) Clone() *NotifyUpstreamAdmin {
+	c := *m
+	return &c
 }
 
 // catalog lists every message in code order of the schema.
@@ -8802,6 +9795,238 @@ func New(code uint16) Msg {
 		return new(NotifyMonitorInformation)
 	case 0x0049:
 		return new(NotifyUpstreamAdmin)
+	}
+	return nil
+}
+
+// Clone returns a deep copy of m, a message of the catalog, that shares no
+// memory with it: the way to keep a message that was decoded into a reused
+// value or with DecodeArgsAlias. It returns nil if m's type is not in the
+// catalog.
+func Clone(m Msg) Msg {
+	switch m := m.(type) {
+	case *Error:
+		return m.Clone()
+	case *RequestIdentification:
+		return m.Clone()
+	case *AcceptIdentification:
+		return m.Clone()
+	case *Ping:
+		return m.Clone()
+	case *Pong:
+		return m.Clone()
+	case *CloseClient:
+		return m.Clone()
+	case *AskPrimary:
+		return m.Clone()
+	case *AnswerPrimary:
+		return m.Clone()
+	case *NotPrimaryMaster:
+		return m.Clone()
+	case *NotifyNodeInformation:
+		return m.Clone()
+	case *AskRecovery:
+		return m.Clone()
+	case *AnswerRecovery:
+		return m.Clone()
+	case *AskLastIDs:
+		return m.Clone()
+	case *AnswerLastIDs:
+		return m.Clone()
+	case *AskPartitionTable:
+		return m.Clone()
+	case *AnswerPartitionTable:
+		return m.Clone()
+	case *SendPartitionTable:
+		return m.Clone()
+	case *NotifyPartitionChanges:
+		return m.Clone()
+	case *StartOperation:
+		return m.Clone()
+	case *StopOperation:
+		return m.Clone()
+	case *AskUnfinishedTransactions:
+		return m.Clone()
+	case *AnswerUnfinishedTransactions:
+		return m.Clone()
+	case *AskLockedTransactions:
+		return m.Clone()
+	case *AnswerLockedTransactions:
+		return m.Clone()
+	case *AskFinalTID:
+		return m.Clone()
+	case *AnswerFinalTID:
+		return m.Clone()
+	case *ValidateTransaction:
+		return m.Clone()
+	case *AskBeginTransaction:
+		return m.Clone()
+	case *AnswerBeginTransaction:
+		return m.Clone()
+	case *FailedVote:
+		return m.Clone()
+	case *AskFinishTransaction:
+		return m.Clone()
+	case *AnswerTransactionFinished:
+		return m.Clone()
+	case *AskLockInformation:
+		return m.Clone()
+	case *AnswerInformationLocked:
+		return m.Clone()
+	case *InvalidateObjects:
+		return m.Clone()
+	case *InvalidatePartitions:
+		return m.Clone()
+	case *NotifyUnlockInformation:
+		return m.Clone()
+	case *AskNewOIDs:
+		return m.Clone()
+	case *AnswerNewOIDs:
+		return m.Clone()
+	case *NotifyDeadlock:
+		return m.Clone()
+	case *AskRelockObject:
+		return m.Clone()
+	case *AnswerRelockObject:
+		return m.Clone()
+	case *AskStoreObject:
+		return m.Clone()
+	case *AnswerStoreObject:
+		return m.Clone()
+	case *AbortTransaction:
+		return m.Clone()
+	case *AskStoreTransaction:
+		return m.Clone()
+	case *AnswerStoreTransaction:
+		return m.Clone()
+	case *AskVoteTransaction:
+		return m.Clone()
+	case *AnswerVoteTransaction:
+		return m.Clone()
+	case *AskObject:
+		return m.Clone()
+	case *AnswerObject:
+		return m.Clone()
+	case *AskTIDs:
+		return m.Clone()
+	case *AnswerTIDs:
+		return m.Clone()
+	case *AskTransactionInformation:
+		return m.Clone()
+	case *AnswerTransactionInformation:
+		return m.Clone()
+	case *AskObjectHistory:
+		return m.Clone()
+	case *AnswerObjectHistory:
+		return m.Clone()
+	case *AskPartitionList:
+		return m.Clone()
+	case *AnswerPartitionList:
+		return m.Clone()
+	case *AskNodeList:
+		return m.Clone()
+	case *AnswerNodeList:
+		return m.Clone()
+	case *SetNodeState:
+		return m.Clone()
+	case *AddPendingNodes:
+		return m.Clone()
+	case *TweakPartitionTable:
+		return m.Clone()
+	case *AnswerTweakPartitionTable:
+		return m.Clone()
+	case *SetNumReplicas:
+		return m.Clone()
+	case *SetClusterState:
+		return m.Clone()
+	case *Repair:
+		return m.Clone()
+	case *NotifyRepair:
+		return m.Clone()
+	case *NotifyClusterInformation:
+		return m.Clone()
+	case *AskClusterState:
+		return m.Clone()
+	case *AnswerClusterState:
+		return m.Clone()
+	case *AskObjectUndoSerial:
+		return m.Clone()
+	case *AnswerObjectUndoSerial:
+		return m.Clone()
+	case *AskTIDsFrom:
+		return m.Clone()
+	case *AnswerTIDsFrom:
+		return m.Clone()
+	case *AskOIDsFrom:
+		return m.Clone()
+	case *AnswerOIDsFrom:
+		return m.Clone()
+	case *WaitForPack:
+		return m.Clone()
+	case *WaitedForPack:
+		return m.Clone()
+	case *AskPackOrders:
+		return m.Clone()
+	case *AnswerPackOrders:
+		return m.Clone()
+	case *NotifyPackSigned:
+		return m.Clone()
+	case *NotifyPackCompleted:
+		return m.Clone()
+	case *CheckReplicas:
+		return m.Clone()
+	case *CheckPartition:
+		return m.Clone()
+	case *AskCheckTIDRange:
+		return m.Clone()
+	case *AnswerCheckTIDRange:
+		return m.Clone()
+	case *AskCheckSerialRange:
+		return m.Clone()
+	case *AnswerCheckSerialRange:
+		return m.Clone()
+	case *NotifyPartitionCorrupted:
+		return m.Clone()
+	case *NotifyReady:
+		return m.Clone()
+	case *AskLastTransaction:
+		return m.Clone()
+	case *AnswerLastTransaction:
+		return m.Clone()
+	case *AskCheckCurrentSerial:
+		return m.Clone()
+	case *AnswerCheckCurrentSerial:
+		return m.Clone()
+	case *NotifyTransactionFinished:
+		return m.Clone()
+	case *Replicate:
+		return m.Clone()
+	case *NotifyReplicationDone:
+		return m.Clone()
+	case *AskFetchTransactions:
+		return m.Clone()
+	case *AnswerFetchTransactions:
+		return m.Clone()
+	case *AskFetchObjects:
+		return m.Clone()
+	case *AnswerFetchObjects:
+		return m.Clone()
+	case *AddTransaction:
+		return m.Clone()
+	case *AddObject:
+		return m.Clone()
+	case *Truncate:
+		return m.Clone()
+	case *FlushLog:
+		return m.Clone()
+	case *AskMonitorInformation:
+		return m.Clone()
+	case *AnswerMonitorInformation:
+		return m.Clone()
+	case *NotifyMonitorInformation:
+		return m.Clone()
+	case *NotifyUpstreamAdmin:
+		return m.Clone()
 	}
 	return nil
 }

@@ -130,5 +130,5 @@ func TestDecodeMalformed(t *testing.T) {
 	hs := handshake.Bytes(proto.EncodingM)
 	hs[len(hs)-1]++
 	r := neolink(t, 10*time.Second, bytes.NewReader(hs), "decode")
-	wantFailure(t, r, 1, "error at offset 0: encoding M: protocol version mismatch")
+	wantFailure(t, r, 1, "error at offset 0: handshake: encoding M: protocol version mismatch")
 }

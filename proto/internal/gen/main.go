@@ -48,7 +48,9 @@ func generate(s *schema, schemaPath string) ([]byte, error) {
 	g.p("package proto")
 	g.p("")
 	g.p("import (")
+	g.p("\"bytes\"")
 	g.p("\"math\"")
+	g.p("\"slices\"")
 	g.p("\"strconv\"")
 	g.p("")
 	g.p("\"github.com/tinylib/msgp/msgp\"")
@@ -117,6 +119,7 @@ func (g *gen) enum(e *enumDef) {
 }
 
 func (g *gen) structType(st *structDef) {
+	t := &typ{kind: kStruct, st: st}
 	g.p("")
 	g.p("// %s is the schema tuple (%s), a msgpack array of %d elements.", st.name, st.sig(), len(st.fields))
 	g.fieldsDecl(st.name, st.fields)
@@ -127,13 +130,21 @@ func (g *gen) structType(st *structDef) {
 	g.p("return n")
 	g.p("}")
 	g.p("")
-	g.p("func (s *%s) appendTo(b []byte) []byte {", st.name)
+	if t.hasBin() {
+		g.p("func (s *%s) appendTo(b []byte, seg *Segments) []byte {", st.name)
+	} else {
+		g.p("func (s *%s) appendTo(b []byte) []byte {", st.name)
+	}
 	g.p("b = msgp.AppendArrayHeader(b, %d)", len(st.fields))
 	g.encFields("s", st.fields)
 	g.p("return b")
 	g.p("}")
 	g.p("")
-	g.p("func (s *%s) decodeFrom(b []byte) ([]byte, error) {", st.name)
+	if t.hasBytes() {
+		g.p("func (s *%s) decodeFrom(b []byte, alias bool) ([]byte, error) {", st.name)
+	} else {
+		g.p("func (s *%s) decodeFrom(b []byte) ([]byte, error) {", st.name)
+	}
 	g.p("b, err := readArrayHeader(b, %d)", len(st.fields))
 	g.p("if err != nil { return b, err }")
 	g.decFields("s", st.fields, func(path, err string) string {
@@ -141,6 +152,14 @@ func (g *gen) structType(st *structDef) {
 	})
 	g.p("return b, nil")
 	g.p("}")
+	if t.hasRef() {
+		g.p("")
+		g.p("func (s *%s) clone() %s {", st.name, st.name)
+		g.p("c := *s")
+		g.cloneFields("c", "s", st.fields)
+		g.p("return c")
+		g.p("}")
+	}
 }
 
 func (g *gen) fieldsDecl(name string, fields []field) {
@@ -179,15 +198,37 @@ func (g *gen) message(m *msgDef) {
 	}
 	g.p("}")
 	g.p("")
+	hasBin, hasBytes := fieldsAny(m.fields, (*typ).hasBin), fieldsAny(m.fields, (*typ).hasBytes)
 	g.p("// AppendArgs appends the msgpack args array to b.")
-	g.p("func (m *%s) AppendArgs(b []byte) []byte {", m.name)
+	if hasBin {
+		g.p("func (m *%s) AppendArgs(b []byte) []byte { return m.AppendArgsSG(b, nil) }", m.name)
+		g.p("")
+		g.p("// AppendArgsSG is AppendArgs for scatter-gather output: a bin field of at")
+		g.p("// least seg's threshold is not copied into b but recorded in seg, to be")
+		g.p("// written from the message's own memory (see Segments). A nil seg copies")
+		g.p("// every field, as AppendArgs does.")
+		g.p("func (m *%s) AppendArgsSG(b []byte, seg *Segments) []byte {", m.name)
+	} else {
+		g.p("func (m *%s) AppendArgs(b []byte) []byte {", m.name)
+	}
 	g.p("b = msgp.AppendArrayHeader(b, %d)", len(m.fields))
 	g.encFields("m", m.fields)
 	g.p("return b")
 	g.p("}")
 	g.p("")
 	g.p("// DecodeArgs decodes an args array that fills data exactly.")
-	g.p("func (m *%s) DecodeArgs(data []byte) error {", m.name)
+	if hasBytes {
+		g.p("func (m *%s) DecodeArgs(data []byte) error { return m.decodeArgs(data, false) }", m.name)
+		g.p("")
+		g.p("// DecodeArgsAlias is DecodeArgs except that []byte fields (bin and Raw)")
+		g.p("// alias data instead of holding copies: they are valid only as long as")
+		g.p("// data is unchanged. Use Clone to keep the message beyond that.")
+		g.p("func (m *%s) DecodeArgsAlias(data []byte) error { return m.decodeArgs(data, true) }", m.name)
+		g.p("")
+		g.p("func (m *%s) decodeArgs(data []byte, alias bool) error {", m.name)
+	} else {
+		g.p("func (m *%s) DecodeArgs(data []byte) error {", m.name)
+	}
 	g.p("b, err := readArrayHeader(data, %d)", len(m.fields))
 	g.p("if err != nil { return decodeErr(%q, \"\", err) }", m.name)
 	g.decFields("m", m.fields, func(path, err string) string {
@@ -196,6 +237,69 @@ func (g *gen) message(m *msgDef) {
 	g.p("if len(b) != 0 { return decodeErr(%q, \"\", ErrTrailing) }", m.name)
 	g.p("return nil")
 	g.p("}")
+	g.p("")
+	g.p("// Clone returns a deep copy of m that shares no memory with it.")
+	g.p("func (m *%s) Clone() *%s {", m.name, m.name)
+	g.p("c := *m")
+	g.cloneFields("c", "m", m.fields)
+	g.p("return &c")
+	g.p("}")
+}
+
+func fieldsAny(fields []field, pred func(*typ) bool) bool {
+	for _, f := range fields {
+		if pred(f.typ) {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *gen) cloneFields(dst, src string, fields []field) {
+	for _, f := range fields {
+		if f.typ.hasRef() {
+			g.clone(f.typ, dst+"."+f.goName, src+"."+f.goName, 0)
+		}
+	}
+}
+
+// clone emits statements making dst, a shallow copy of src, a deep one. It
+// is called only for types that hold references (hasRef).
+func (g *gen) clone(t *typ, dst, src string, depth int) {
+	switch t.kind {
+	case kBin, kAny:
+		g.p("%s = bytes.Clone(%s)", dst, src)
+	case kStruct:
+		g.p("%s = %s.clone()", dst, src)
+	case kOpt:
+		g.p("if %s.Valid {", src)
+		g.clone(t.elem, dst+".V", src+".V", depth)
+		g.p("}")
+	case kList, kMap:
+		if t.kind == kList && !t.elem.hasRef() {
+			g.p("%s = slices.Clone(%s)", dst, src)
+			return
+		}
+		i := idx(depth)
+		g.p("if %s != nil {", src)
+		g.p("%s = make(%s, len(%s))", dst, t.goType(), src)
+		g.p("for %s := range %s {", i, src)
+		g.p("%s[%s] = %s[%s]", dst, i, src, i)
+		if t.kind == kList {
+			g.clone(t.elem, dst+"["+i+"]", src+"["+i+"]", depth+1)
+		} else {
+			if t.key.hasRef() {
+				g.clone(t.key, dst+"["+i+"].Key", src+"["+i+"].Key", depth+1)
+			}
+			if t.elem.hasRef() {
+				g.clone(t.elem, dst+"["+i+"].Value", src+"["+i+"].Value", depth+1)
+			}
+		}
+		g.p("}")
+		g.p("}")
+	default:
+		panic("clone: unhandled kind " + t.src)
+	}
 }
 
 func (g *gen) sizeFields(recv string, fields []field) {
@@ -268,7 +372,7 @@ func (g *gen) enc(t *typ, x string, depth int) {
 	case kOid, kTid:
 		g.p("b = appendP64(b, uint64(%s))", x)
 	case kBin:
-		g.p("b = msgp.AppendBytes(b, %s)", x)
+		g.p("b = appendBin(b, seg, %s)", x)
 	case kText:
 		g.p("b = appendText(b, %s)", x)
 	case kAny:
@@ -278,7 +382,11 @@ func (g *gen) enc(t *typ, x string, depth int) {
 	case kIntEnum:
 		g.p("b = msgp.AppendUint64(b, uint64(%s))", x)
 	case kStruct:
-		g.p("b = %s.appendTo(b)", x)
+		if t.hasBin() {
+			g.p("b = %s.appendTo(b, seg)", x)
+		} else {
+			g.p("b = %s.appendTo(b)", x)
+		}
 	case kOpt:
 		g.p("if %s.Valid {", x)
 		g.enc(t.elem, x+".V", depth)
@@ -347,17 +455,21 @@ func (g *gen) dec(t *typ, x, path string, depth int, fail failFunc) {
 	case kTid:
 		leaf("readP64(b)", "Tid")
 	case kBin:
-		leaf(fmt.Sprintf("readBin(b, %s)", x), "")
+		leaf(fmt.Sprintf("readBin(b, %s, alias)", x), "")
 	case kText:
 		leaf(fmt.Sprintf("readText(b, %s)", x), "")
 	case kAny:
-		leaf(fmt.Sprintf("readRaw(b, %s)", x), "")
+		leaf(fmt.Sprintf("readRaw(b, %s, alias)", x), "")
 	case kEnum:
 		leaf(fmt.Sprintf("readEnum(b, %d, %d)", t.enum.ext, len(t.enum.values)), t.enum.goName)
 	case kIntEnum:
 		leaf("readUint(b, math.MaxUint8)", t.enum.goName)
 	case kStruct:
-		g.p("if b, err = %s.decodeFrom(b); err != nil { %s }", x, fail(path, "err"))
+		if t.hasBytes() {
+			g.p("if b, err = %s.decodeFrom(b, alias); err != nil { %s }", x, fail(path, "err"))
+		} else {
+			g.p("if b, err = %s.decodeFrom(b); err != nil { %s }", x, fail(path, "err"))
+		}
 	case kOpt:
 		g.p("if null, o := isNil(b); null {")
 		g.p("%s = %s{}", x, t.goType())
@@ -410,6 +522,19 @@ func (g *gen) registry() {
 	g.p("switch code {")
 	for _, m := range s.msgs {
 		g.p("case %#04x: return new(%s)", m.code, m.name)
+	}
+	g.p("}")
+	g.p("return nil")
+	g.p("}")
+	g.p("")
+	g.p("// Clone returns a deep copy of m, a message of the catalog, that shares no")
+	g.p("// memory with it: the way to keep a message that was decoded into a reused")
+	g.p("// value or with DecodeArgsAlias. It returns nil if m's type is not in the")
+	g.p("// catalog.")
+	g.p("func Clone(m Msg) Msg {")
+	g.p("switch m := m.(type) {")
+	for _, m := range s.msgs {
+		g.p("case *%s: return m.Clone()", m.name)
 	}
 	g.p("}")
 	g.p("return nil")

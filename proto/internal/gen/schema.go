@@ -176,6 +176,42 @@ func (t *typ) goType() string {
 	panic("goType: unhandled kind")
 }
 
+// hasBin reports whether a value of t can hold a bin, the fields that
+// scatter-gather encoding can leave out of the buffer.
+func (t *typ) hasBin() bool { return t.holds(func(k kind) bool { return k == kBin }) }
+
+// hasBytes reports whether a value of t can hold a []byte (bin or any), the
+// fields that an aliasing decode points into its input.
+func (t *typ) hasBytes() bool {
+	return t.holds(func(k kind) bool { return k == kBin || k == kAny })
+}
+
+// hasRef reports whether a value of t holds memory that a shallow copy
+// would share: byte slices and lists (strings are immutable).
+func (t *typ) hasRef() bool {
+	return t.holds(func(k kind) bool { return k == kBin || k == kAny || k == kList || k == kMap })
+}
+
+// holds reports whether t or a type inside it is of a kind that leaf accepts.
+func (t *typ) holds(leaf func(kind) bool) bool {
+	if leaf(t.kind) {
+		return true
+	}
+	switch t.kind {
+	case kStruct:
+		for _, f := range t.st.fields {
+			if f.typ.holds(leaf) {
+				return true
+			}
+		}
+	case kOpt, kList:
+		return t.elem.holds(leaf)
+	case kMap:
+		return t.key.holds(leaf) || t.elem.holds(leaf)
+	}
+	return false
+}
+
 // fixedSize returns the encoded size bound of types whose bound does not depend on the value.
 func (t *typ) fixedSize() (string, bool) {
 	switch t.kind {
