@@ -300,7 +300,7 @@ func fuzzNodeLink(t *testing.T, data []byte) {
 	ctx, cancel := context.WithTimeout(context.Background(), fuzzStall)
 	defer cancel()
 	hsErr := make(chan error, 1)
-	go func() { hsErr <- handshake.Handshake(ctx, peer, s.enc) }()
+	go func() { hsErr <- handshake.Dial(ctx, peer, s.enc) }()
 	l, err := NewLink(ctx, nc, Listener, cfg)
 	if err != nil {
 		peer.Close()

@@ -28,7 +28,7 @@ func startTLS(ctx context.Context, nc net.Conn, role Role, cfg *Config) (net.Con
 		if errors.As(err, &rh) && (rh.RecordHeader[0] == 0x92 || rh.RecordHeader[0] == 0x4e) {
 			err = fmt.Errorf("%w: peer sent a plain NEO handshake (% x), but TLS is required", ErrPeerNotTLS, rh.RecordHeader[:])
 		}
-		return nil, fmt.Errorf("%s - %s: TLS handshake: %w", addrString(nc.LocalAddr()), addrString(nc.RemoteAddr()), err)
+		return nil, fmt.Errorf("neonet: %s - %s: TLS handshake: %w", addrString(nc.LocalAddr()), addrString(nc.RemoteAddr()), err)
 	}
 	return tc, nil
 }
