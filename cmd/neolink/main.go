@@ -208,10 +208,19 @@ func printCommandHelp(w io.Writer, c *command) {
 	fmt.Fprintf(w, "\n\n%s\n", c.about)
 	if hasFlags {
 		fmt.Fprint(w, "\nflags:\n")
-		fs.SetOutput(w)
-		fs.PrintDefaults()
+		shown := newFlagSet(c.name)
+		fs.VisitAll(func(f *flag.Flag) {
+			if !strings.HasPrefix(f.Usage, hiddenFlag) {
+				shown.Var(f.Value, f.Name, f.Usage)
+			}
+		})
+		shown.SetOutput(w)
+		shown.PrintDefaults()
 	}
 }
+
+// hiddenFlag starts the usage of a flag that help does not show (test hooks).
+const hiddenFlag = "(hidden) "
 
 // helpCommand is "neolink help [-all] [COMMAND]".
 func helpCommand() *command {

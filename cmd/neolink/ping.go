@@ -68,6 +68,7 @@ status is 0 only if every planned round trip succeeded.`,
 			fs.BoolVar(&o.cont, "continue", false, "count failures and go on (and dial again when the link goes down) instead of stopping")
 			fs.StringVar(&o.cluster, "cluster", "neo", "cluster `NAME` to identify with")
 			fs.BoolVar(&o.json, "json", false, "print one JSON object on stdout instead of text")
+			durationVar(fs, &o.handshakeTimeout, "handshake-timeout", 10*time.Second, "give up on a peer that does not complete the NEO handshake within `DURATION`")
 			fs.Var(&o.timeout, "timeout", "bound the whole run, connection included, to `DURATION` (default 60s, or -d plus 30s)")
 			o.tls.register(fs)
 			return func(args []string) error {
@@ -82,21 +83,22 @@ status is 0 only if every planned round trip succeeded.`,
 
 // pingOpts are the flags of ping.
 type pingOpts struct {
-	count, conc  int
-	dur          durationFlag
-	light, cont  bool
-	encoding     string
-	size         sizeFlag
-	rate         rateFlag
-	interval     durationFlag
-	cluster      string
-	json         bool
-	timeout      durationFlag
-	tls          tlsFlags
-	total        int64 // planned round trips; -1: no limit (-d alone)
-	runTimeout   time.Duration
-	enc          proto.Encoding
-	neonetConfig *neonet.Config
+	count, conc      int
+	dur              durationFlag
+	light, cont      bool
+	encoding         string
+	size             sizeFlag
+	rate             rateFlag
+	interval         durationFlag
+	cluster          string
+	json             bool
+	timeout          durationFlag
+	handshakeTimeout time.Duration
+	tls              tlsFlags
+	total            int64 // planned round trips; -1: no limit (-d alone)
+	runTimeout       time.Duration
+	enc              proto.Encoding
+	neonetConfig     *neonet.Config
 }
 
 // defaultPingCount is COUNT when neither -n nor -d is given.
@@ -115,6 +117,8 @@ func (o *pingOpts) check() error {
 		return usagef("-d must be positive")
 	case o.interval.set && o.interval.d < time.Millisecond:
 		return usagef("-i must be at least 1ms")
+	case o.handshakeTimeout <= 0:
+		return usagef("-handshake-timeout must be positive")
 	}
 	var err error
 	if o.enc, err = parseEncoding(o.encoding, false); err != nil {
@@ -142,6 +146,7 @@ func (o *pingOpts) check() error {
 	}
 	cfg := neonet.DefaultConfig()
 	cfg.Encoding = o.enc
+	cfg.HandshakeTimeout = o.handshakeTimeout
 	if cfg.TLS, err = o.tls.config(); err != nil {
 		return err
 	}
@@ -389,6 +394,9 @@ func (p *pinger) getLink() (*neonet.NodeLink, error) {
 	defer p.mu.Unlock()
 	if p.link != nil && p.link.Err() == nil {
 		return p.link, nil
+	}
+	if p.link != nil && !p.o.cont {
+		return nil, errors.New(explain(p.link, nil))
 	}
 	if p.link != nil {
 		p.link.Close()

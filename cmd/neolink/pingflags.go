@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"math"
 	"net"
@@ -55,6 +56,34 @@ func (f *durationFlag) Set(s string) error {
 		return errors.New("want a positive duration")
 	}
 	f.d, f.set = d, true
+	return nil
+}
+
+// durationValue is a flag.Value for a *time.Duration with a default, whose
+// errors say what a duration looks like (flag's own says "parse error").
+type durationValue struct{ p *time.Duration }
+
+// durationVar defines a duration flag with value *p, initially def.
+func durationVar(fs *flag.FlagSet, p *time.Duration, name string, def time.Duration, usage string) {
+	*p = def
+	fs.Var(durationValue{p}, name, usage)
+}
+
+// String returns the duration.
+func (v durationValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return v.p.String()
+}
+
+// Set parses a Go duration such as 5s.
+func (v durationValue) Set(s string) error {
+	var f durationFlag
+	if err := f.Set(s); err != nil {
+		return err
+	}
+	*v.p = f.d
 	return nil
 }
 

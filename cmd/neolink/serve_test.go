@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -170,5 +171,104 @@ func TestServeSIGTERM(t *testing.T) {
 	log := s.Stderr()
 	if strings.Count(log, "closed for shutdown") != 2 || !strings.Contains(log, "shutting down") {
 		t.Errorf("serve log:\n%s", log)
+	}
+}
+
+// waitLog waits until serve's log contains want.
+func waitLog(t *testing.T, s *serveProc, want string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(s.Stderr(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not log %q within %v; stderr:\n%s", want, timeout, s.Stderr())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestServeSendTimeout checks that a peer asking for more than it reads
+// neither holds serve's handlers forever nor gets more than -link-handlers
+// of them: its link is closed after -send-timeout, and serve goes on.
+func TestServeSendTimeout(t *testing.T) {
+	s := startServe(t, "-link-handlers", "2", "-send-timeout", "500ms")
+	link := dial(t, s.addr, proto.EncodingN)
+	for range 40 {
+		c, err := link.NewConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Send(&proto.AskObject{OID: 1 << 20}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitLog(t, s, "the limit per link (-link-handlers)", 10*time.Second)
+	waitLog(t, s, "closed: the peer did not read our answers for 500ms (-send-timeout)", 10*time.Second)
+	r := neolink(t, 30*time.Second, nil, "ping", "-n", "10", s.addr)
+	mustSucceed(t, r, "ping after a peer that did not read")
+	if code, _ := s.stop(10 * time.Second); code != 0 {
+		t.Fatalf("exit status %d", code)
+	}
+	if log := s.Stderr(); !strings.Contains(log, "final stats: links 0 up, 2 in all") ||
+		!strings.Contains(log, "links closed for not reading 1") {
+		t.Errorf("serve log:\n%s", log)
+	}
+}
+
+// TestServeProcessLimit checks that a link at the process-wide handler
+// limit takes its slot from another link's idle conn.
+func TestServeProcessLimit(t *testing.T) {
+	s := startServe(t, "-max-handlers", "1")
+	a := dial(t, s.addr, proto.EncodingN)
+	ca, err := a.NewConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.Ask(&proto.Ping{}, &proto.Pong{}); err != nil {
+		t.Fatal(err)
+	}
+	// ca now idles in serve, holding the only slot.
+	b := dial(t, s.addr, proto.EncodingN)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.Ask1Context(ctx, &proto.Ping{}, &proto.Pong{}); err != nil {
+		t.Fatalf("second link: %v", err)
+	}
+	err = ca.AskContext(ctx, &proto.Ping{}, &proto.Pong{})
+	if err == nil || !strings.Contains(err.Error(), "connection closed") {
+		t.Fatalf("the idle conn of the first link: %v, want connection closed", err)
+	}
+}
+
+// TestServeLogRateLimit checks that link churn does not flood the log,
+// that the lines left out are counted, and that the counters are logged
+// periodically and on exit.
+func TestServeLogRateLimit(t *testing.T) {
+	s := startServe(t, "-stats-every", "300ms")
+	for range 40 {
+		link := dial(t, s.addr, proto.EncodingN)
+		if err := link.Ask1(&proto.Ping{}, &proto.Pong{}); err != nil {
+			t.Fatal(err)
+		}
+		link.Close()
+	}
+	// A peer that sends 3 bytes of a handshake and leaves.
+	nc, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Write([]byte{0, 0, 0})
+	nc.Close()
+	waitLog(t, s, "failed after 3 bytes", 10*time.Second)
+	waitLog(t, s, "stats: links 0 up, 40 in all; handshake failures 1", 10*time.Second)
+	if code, _ := s.stop(10 * time.Second); code != 0 {
+		t.Fatalf("exit status %d", code)
+	}
+	log := s.Stderr()
+	up := strings.Count(log, " up (encoding")
+	if up > 30 || !strings.Contains(log, `more "link up" lines were not logged)`) {
+		t.Errorf("%d link up lines for 40 links:\n%s", up, log)
+	}
+	if !strings.Contains(log, "final stats: links 0 up, 40 in all; handshake failures 1;") {
+		t.Errorf("no final stats:\n%s", log)
 	}
 }
