@@ -11,7 +11,7 @@ import (
 
 var errTooManyFiles = syscall.EMFILE
 
-// TCP keepalive as NEO/py sets it (neo-protocol-facts §1.9).
+// TCP keepalive as NEO/py sets it (docs/reference.md §1.9).
 var neoKeepAlive = net.KeepAliveConfig{Enable: true, Idle: 60 * time.Second, Interval: 10 * time.Second, Count: 3}
 
 // DialLink connects to addr on the named network ("tcp", "unix", ...),
