@@ -573,7 +573,11 @@ func checkObject(a *proto.AnswerObject, size uint64) error {
 func explain(link *neonet.NodeLink, err error) string {
 	var pe *proto.Error
 	if errors.As(err, &pe) {
-		return "peer answered " + pe.Error()
+		msg := "peer answered " + pe.Error()
+		if pe.Code == proto.CodeProtocolError && (pe.Message == "connection refused" || pe.Message == "connection closed") {
+			msg += " (the peer limits the conns of a link: against neolink serve, raise -backlog, -link-handlers and -idle-conns above -c)"
+		}
+		return msg
 	}
 	switch lerr := link.Err(); {
 	case lerr == nil:

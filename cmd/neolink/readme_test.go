@@ -177,4 +177,3 @@ func TestDocCommandLines(t *testing.T) {
 		t.Errorf("only %d neolink command lines found", n)
 	}
 }
-

@@ -36,7 +36,8 @@ requests) or light mode (one id per request).
 
 Limits, so that no peer can take the process down:
   - at most 256 handshakes at once (more wait in the kernel backlog), each
-    within 10 s; the log says when the slots are full
+    within -handshake-timeout; the log says when the slots are full, and how
+    many bytes a failed handshake had received
   - per link: -backlog conns waiting to be served (beyond it the peer gets
     "connection refused"), -link-handlers conns served at once, of which
     -idle-conns may wait idle for another request (least recently used
@@ -59,11 +60,12 @@ status 0.`,
 			fs.StringVar(&o.encoding, "encoding", "auto", "wire `ENCODING` to accept: auto (detect each peer's), N or M")
 			fs.StringVar(&o.cluster, "cluster", "neo", "cluster `NAME` that peers must identify with")
 			fs.StringVar(&o.abortOID, "abort-oid", "", hiddenFlag+"close the whole link, without answering, on AskObject of this `HEX` oid (test hook)")
-			fs.IntVar(&o.idleConns, "idle-conns", 1024, "keep at most `N` idle peer conns per link waiting for another request; the least recently used beyond that are closed")
-			fs.IntVar(&o.backlog, "backlog", 1024, "at most `N` peer-opened conns per link wait to be served; beyond, the peer gets \"connection refused\"")
-			fs.IntVar(&o.linkHandlers, "link-handlers", 1024, "serve at most `N` conns of one link at once")
+			fs.IntVar(&o.idleConns, "idle-conns", 4096, "keep at most `N` idle peer conns per link waiting for another request; the least recently used beyond that are closed")
+			fs.IntVar(&o.backlog, "backlog", 4096, "at most `N` peer-opened conns per link wait to be served; beyond, the peer gets \"connection refused\"")
+			fs.IntVar(&o.linkHandlers, "link-handlers", 4096, "serve at most `N` conns of one link at once")
 			fs.IntVar(&o.maxHandlers, "max-handlers", 16384, "serve at most `N` conns at once over all links")
 			durationVar(fs, &o.sendTimeout, "send-timeout", 30*time.Second, "close a link whose peer has not read our answers for `DURATION`")
+			durationVar(fs, &o.handshakeTimeout, "handshake-timeout", 10*time.Second, "close a connection that has not completed its handshake (TLS included) within `DURATION`")
 			durationVar(fs, &o.statsEvery, "stats-every", time.Minute, "log the counters every `DURATION` (0: only on exit)")
 			o.tls.register(fs)
 			return func(args []string) error {
@@ -80,7 +82,7 @@ status 0.`,
 type serveOpts struct {
 	listen, encoding, cluster, abortOID           string
 	idleConns, backlog, linkHandlers, maxHandlers int
-	sendTimeout, statsEvery                       time.Duration
+	sendTimeout, statsEvery, handshakeTimeout     time.Duration
 	tls                                           tlsFlags
 }
 
@@ -106,6 +108,8 @@ func (o *serveOpts) run() error {
 		return usagef("-send-timeout must be positive")
 	case o.statsEvery < 0:
 		return usagef("-stats-every must not be negative")
+	case o.handshakeTimeout <= 0:
+		return usagef("-handshake-timeout must be positive")
 	}
 	logger := log.New(os.Stderr, "neolink serve: ", log.LstdFlags)
 	s := &server{
@@ -128,6 +132,7 @@ func (o *serveOpts) run() error {
 	cfg := neonet.DefaultConfig()
 	cfg.Encoding = enc
 	cfg.AcceptBacklog = o.backlog
+	cfg.HandshakeTimeout = o.handshakeTimeout
 	if cfg.TLS, err = o.tls.config(); err != nil {
 		return err
 	}

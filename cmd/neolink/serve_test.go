@@ -243,7 +243,7 @@ func TestServeProcessLimit(t *testing.T) {
 // that the lines left out are counted, and that the counters are logged
 // periodically and on exit.
 func TestServeLogRateLimit(t *testing.T) {
-	s := startServe(t, "-stats-every", "300ms")
+	s := startServe(t, "-stats-every", "300ms", "-handshake-timeout", "300ms")
 	for range 40 {
 		link := dial(t, s.addr, proto.EncodingN)
 		if err := link.Ask1(&proto.Ping{}, &proto.Pong{}); err != nil {
@@ -259,7 +259,14 @@ func TestServeLogRateLimit(t *testing.T) {
 	nc.Write([]byte{0, 0, 0})
 	nc.Close()
 	waitLog(t, s, "failed after 3 bytes", 10*time.Second)
-	waitLog(t, s, "stats: links 0 up, 40 in all; handshake failures 1", 10*time.Second)
+	// A silent one, which the handshake timeout closes.
+	silent, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	waitLog(t, s, "failed after 0 bytes", 10*time.Second)
+	waitLog(t, s, "stats: links 0 up, 40 in all; handshake failures 2", 10*time.Second)
 	if code, _ := s.stop(10 * time.Second); code != 0 {
 		t.Fatalf("exit status %d", code)
 	}
@@ -268,7 +275,7 @@ func TestServeLogRateLimit(t *testing.T) {
 	if up > 30 || !strings.Contains(log, `more "link up" lines were not logged)`) {
 		t.Errorf("%d link up lines for 40 links:\n%s", up, log)
 	}
-	if !strings.Contains(log, "final stats: links 0 up, 40 in all; handshake failures 1;") {
+	if !strings.Contains(log, "final stats: links 0 up, 40 in all; handshake failures 2;") {
 		t.Errorf("no final stats:\n%s", log)
 	}
 }
