@@ -233,7 +233,7 @@ func (o *pingOpts) outcome(res *pingResult) error {
 		return fmt.Errorf("timed out after %v: %s", o.runTimeout, counts)
 	case res.failed > 0:
 		return fmt.Errorf("%d of %d round trips failed (%s): %s", res.failed, res.ok+res.failed, counts, res.errText)
-	case o.total >= 0 && res.ok < o.total:
+	case o.total >= 0 && res.ok < o.total && !o.dur.set: // with -d, reaching it first is the plan
 		return fmt.Errorf("stopped early: %s", counts)
 	}
 	return nil
@@ -303,13 +303,13 @@ func (p *pinger) run() *pingResult {
 	n := p.o.workers()
 	hists := make([]latHist, n)
 	done := make(chan struct{})
+	p.start = time.Now()
 	var reporter sync.WaitGroup
 	if p.o.interval.set {
 		reporter.Go(func() { res.intervals = p.reportIntervals(done) })
 	} else if !p.o.json && p.o.total > 0 {
 		reporter.Go(func() { progress(done, &p.ok, &p.failed, p.o.total) })
 	}
-	p.start = time.Now()
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() { p.worker(&hists[i]) })
@@ -481,7 +481,9 @@ func (p *pinger) worker(h *latHist) {
 		l, err := p.getLink()
 		if err != nil {
 			p.fail(err.Error())
-			sleepCtx(p.ctx, time.Second) // dial again at most once a second
+			if p.o.cont {
+				sleepCtx(p.ctx, time.Second) // dial again at most once a second
+			}
 			continue
 		}
 		if l != link || conn == nil {
@@ -649,8 +651,9 @@ func (p *pinger) reportIntervals(done <-chan struct{}) []intervalStat {
 		case <-tick.C:
 			emit(time.Since(p.start))
 		case <-done:
-			if now := time.Since(p.start); now-last >= time.Millisecond {
-				emit(now)
+			now := time.Since(p.start)
+			if now-last >= time.Millisecond || p.ok.Load() != lastOK || p.failed.Load() != lastFailed {
+				emit(now) // the last, partial interval: every round trip is in some line
 			}
 			return out
 		}

@@ -190,7 +190,7 @@ func TestPingTimeout(t *testing.T) {
 // exits with status 130.
 func TestPingInterrupt(t *testing.T) {
 	s := startServe(t)
-	for _, asJSON := range []bool{false, true} {
+	for i, asJSON := range []bool{false, true} {
 		args := []string{"ping", "-n", "100000000", "-c", "2", s.addr}
 		if asJSON {
 			args = append(args, "-json")
@@ -202,7 +202,7 @@ func TestPingInterrupt(t *testing.T) {
 			t.Fatal(err)
 		}
 		deadline := time.Now().Add(10 * time.Second)
-		for strings.Count(s.Stderr(), " up (encoding") < 1 && time.Now().Before(deadline) {
+		for strings.Count(s.Stderr(), " up (encoding") < i+1 && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -240,13 +240,19 @@ func TestPingDurationRate(t *testing.T) {
 	r := neolink(t, 30*time.Second, nil, "ping", "-d", "600ms", "-rate", "200/s", "-i", "200ms", "-c", "2", "-json", s.addr)
 	mustSucceed(t, r, "ping -d -rate -i")
 	got := decodePing(t, r)
-	// 200/s for 0.6 s: 120 starts at most, one per 5 ms from the start.
-	if got.OK < 60 || got.OK > 121 || got.Failed != 0 || got.NotAttempted != nil || got.Params.Rate != 200 ||
+	// 200/s for 0.6 s: 120 starts at most, one per 5 ms from the start
+	// (fewer on a loaded machine).
+	if got.OK < 20 || got.OK > 121 || got.Failed != 0 || got.NotAttempted != nil || got.Params.Rate != 200 ||
 		got.Params.Duration != 0.6 || got.Params.Count != 0 {
 		t.Fatalf("%+v", got)
 	}
-	if len(got.Intervals) < 3 || len(got.Intervals) > 4 {
-		t.Fatalf("%d intervals, want 3 or 4: %+v", len(got.Intervals), got.Intervals)
+	// Three ticks, and maybe a short last interval; a loaded machine may
+	// merge two ticks into one interval.
+	if len(got.Intervals) < 2 || len(got.Intervals) > 4 {
+		t.Fatalf("%d intervals, want 2 to 4: %+v", len(got.Intervals), got.Intervals)
+	}
+	if last := got.Intervals[len(got.Intervals)-1]; got.Intervals[0].From != 0 || last.To < got.Elapsed-0.001 || last.To > got.Elapsed+0.001 {
+		t.Errorf("intervals do not cover the run of %vs: %+v", got.Elapsed, got.Intervals)
 	}
 	var sum int64
 	for _, iv := range got.Intervals {
@@ -257,11 +263,17 @@ func TestPingDurationRate(t *testing.T) {
 	}
 	r = neolink(t, 30*time.Second, nil, "ping", "-d", "300ms", "-i", "100ms", s.addr)
 	mustSucceed(t, r, "ping -d -i")
-	if n := strings.Count(r.stdout, " rt/s  mean "); n < 3 {
-		t.Errorf("%d interval lines, want 3 or more:\n%s", n, r.stdout)
+	if n := strings.Count(r.stdout, " rt/s  mean "); n < 2 {
+		t.Errorf("%d interval lines, want 2 or more:\n%s", n, r.stdout)
 	}
 	if strings.Contains(r.stdout, "not attempted") {
 		t.Errorf("a -d run has no plan to fall short of:\n%s", r.stdout)
+	}
+	// -d and -n: whichever comes first ends the run, successfully.
+	r = neolink(t, 30*time.Second, nil, "ping", "-d", "200ms", "-n", "100000000", "-json", s.addr)
+	mustSucceed(t, r, "ping -d -n")
+	if got := decodePing(t, r); got.OK == 0 || got.Failed != 0 || got.NotAttempted == nil || *got.NotAttempted == 0 || got.Stopped != "" {
+		t.Errorf("%+v", got)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -208,8 +209,10 @@ func TestServeSendTimeout(t *testing.T) {
 	if code, _ := s.stop(10 * time.Second); code != 0 {
 		t.Fatalf("exit status %d", code)
 	}
+	// The ping's link may count too if this machine stalled serve for
+	// 500 ms; the non-reading link always does.
 	if log := s.Stderr(); !strings.Contains(log, "final stats: links 0 up, 2 in all") ||
-		!strings.Contains(log, "links closed for not reading 1") {
+		!regexp.MustCompile(`links closed for not reading [12];`).MatchString(log) {
 		t.Errorf("serve log:\n%s", log)
 	}
 }
