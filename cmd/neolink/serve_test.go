@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -280,5 +281,37 @@ func TestServeLogRateLimit(t *testing.T) {
 	}
 	if !strings.Contains(log, "final stats: links 0 up, 40 in all; handshake failures 2;") {
 		t.Errorf("no final stats:\n%s", log)
+	}
+}
+
+// TestServeEMFILE checks that running out of file descriptors is logged
+// and counted, and that serve keeps going.
+func TestServeEMFILE(t *testing.T) {
+	s := startServeCmd(t, exec.Command("sh", "-c", `ulimit -n 40 && exec "$0" serve -listen 127.0.0.1:0 -stats-every 0`, neolinkBin))
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range 60 {
+		c, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	waitLog(t, s, "too many open files: out of file descriptors, backing off", 10*time.Second)
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = nil
+	r := neolink(t, 30*time.Second, nil, "ping", "-n", "10", s.addr)
+	mustSucceed(t, r, "ping once descriptors are free again")
+	if code, _ := s.stop(10 * time.Second); code != 0 {
+		t.Fatalf("exit status %d", code)
+	}
+	if !regexp.MustCompile(`accept EMFILE [1-9]`).MatchString(s.Stderr()) {
+		t.Errorf("EMFILE not counted:\n%s", s.Stderr())
 	}
 }
