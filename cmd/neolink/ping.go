@@ -352,7 +352,7 @@ func (p *pinger) connect() (*neonet.NodeLink, error) {
 		if p.ctx.Err() != nil {
 			return nil, fmt.Errorf("cannot connect to %s: %s", p.addr, p.ctxReason())
 		}
-		return nil, fmt.Errorf("cannot connect to %s: %w", p.addr, err)
+		return nil, fmt.Errorf("cannot connect to %s: %w%s", p.addr, err, p.handshakeHint(err))
 	}
 	if err := p.identify(link); err != nil {
 		link.Close()
@@ -362,6 +362,19 @@ func (p *pinger) connect() (*neonet.NodeLink, error) {
 		return nil, fmt.Errorf("identification to %s failed: %s", p.addr, explain(link, err))
 	}
 	return link, nil
+}
+
+// handshakeHint suggests, after a failed handshake, what the peer may want.
+func (p *pinger) handshakeHint(err error) string {
+	switch {
+	case p.o.neonetConfig.TLS != nil:
+		return " (with TLS: the peer may be a plain NEO node, or refuse our certificate)"
+	case errors.Is(err, io.EOF) && p.o.enc == proto.EncodingN:
+		return " (the peer may require TLS: give -ca, -cert, -key; or speak only the M encoding, as NEO/py does: -encoding M)"
+	case errors.Is(err, io.EOF):
+		return " (the peer may require TLS: give -ca, -cert, -key)"
+	}
+	return ""
 }
 
 // ctxReason says why the run's ctx ended.
