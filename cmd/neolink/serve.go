@@ -136,7 +136,10 @@ func (o *serveOpts) run() error {
 	if cfg.TLS, err = o.tls.config(); err != nil {
 		return err
 	}
-	lc := net.ListenConfig{}
+	// The listener is ours, not ListenLink's, so that watchListener can
+	// watch it; TCP keepalive as NEO/py and ListenLink set it
+	// (docs/reference.md §1.9).
+	lc := net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 60 * time.Second, Interval: 10 * time.Second, Count: 3}}
 	nl, err := lc.Listen(context.Background(), "tcp", o.listen)
 	if err != nil {
 		return err
@@ -214,7 +217,7 @@ type server struct {
 	sendStalls  atomic.Uint64 // links closed for not reading our answers
 	idleClosed  atomic.Uint64 // idle conns closed (LRU beyond -idle-conns or a handler limit)
 	limitWaits  atomic.Uint64 // times a link waited for a handler slot
-	maxHandlers atomic.Int64  // the most conns served at once
+	peak        atomic.Int64  // the most conns served at once
 
 	mu    sync.Mutex
 	links map[*neonet.NodeLink]*linkState
@@ -236,7 +239,7 @@ func (s *server) logStats(what string) {
 		"handler limit waits %d, most handlers %d; accept EMFILE %d; handshake slots full %d",
 		what, live, s.linksTotal.Load(), s.ll.HandshakeFailures(), sum.RepliedRefused, sum.RepliedClosed,
 		sum.Overflows, sum.DroppedAnswers+sum.DroppedReplies, s.sendStalls.Load(), s.idleClosed.Load(),
-		s.limitWaits.Load(), s.maxHandlers.Load(), s.wl.emfile.Load(), s.wl.full.Load())
+		s.limitWaits.Load(), s.peak.Load(), s.wl.emfile.Load(), s.wl.full.Load())
 }
 
 // addStats adds the counters of b to a.
@@ -351,8 +354,8 @@ func (s *server) acquire(ls *linkState) error {
 			return err
 		}
 	}
-	if n := int64(len(s.handlers)); n > s.maxHandlers.Load() {
-		s.maxHandlers.Store(n) // a high-water mark for the stats; races only lose a sample
+	n := int64(len(s.handlers))
+	for p := s.peak.Load(); n > p && !s.peak.CompareAndSwap(p, n); p = s.peak.Load() {
 	}
 	return nil
 }
