@@ -213,11 +213,11 @@ type server struct {
 	objects      objectStore
 	ids          [4]atomic.Uint32 // the last node id number given, by node type
 
-	linksTotal  atomic.Uint64
-	sendStalls  atomic.Uint64 // links closed for not reading our answers
-	idleClosed  atomic.Uint64 // idle conns closed (LRU beyond -idle-conns or a handler limit)
-	limitWaits  atomic.Uint64 // times a link waited for a handler slot
-	peak        atomic.Int64  // the most conns served at once
+	linksTotal atomic.Uint64
+	sendStalls atomic.Uint64 // links closed for not reading our answers
+	idleClosed atomic.Uint64 // idle conns closed (LRU beyond -idle-conns or a handler limit)
+	limitWaits atomic.Uint64 // times a link waited for a handler slot
+	peak       atomic.Int64  // the most conns served at once
 
 	mu    sync.Mutex
 	links map[*neonet.NodeLink]*linkState
