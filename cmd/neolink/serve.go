@@ -462,9 +462,10 @@ func (s *server) serveConn(ls *linkState, c *neonet.Conn) {
 	// sendTimeout closes the link. When neonet gains Conn.SendContext, use
 	// it with a per-request deadline instead and close only this conn.
 	stall := time.AfterFunc(time.Hour, func() {
-		ls.stalled.Store(true)
-		s.sendStalls.Add(1)
-		ls.link.Close()
+		if ls.stalled.CompareAndSwap(false, true) { // once per link, whatever the handlers blocked
+			s.sendStalls.Add(1)
+			ls.link.Close()
+		}
 	})
 	stall.Stop()
 	defer stall.Stop()
