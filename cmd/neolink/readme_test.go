@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +14,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/neolink/neolink/handshake"
+	"github.com/neolink/neolink/proto"
 )
 
 // The snippets of README.md and docs/cli.md are checked here, so that they
@@ -175,5 +180,81 @@ func TestDocCommandLines(t *testing.T) {
 	}
 	if n < 10 {
 		t.Errorf("only %d neolink command lines found", n)
+	}
+}
+
+// TestProtocolDocExamples decodes every packet shown in hex in
+// docs/protocol.md: the N examples block and the tables' byte columns.
+// Each must be exactly one packet of the message the row or title names.
+func TestProtocolDocExamples(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(repoRoot, "docs", "protocol.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hexRun := regexp.MustCompile("`((?:[0-9a-f]{2} +)*[0-9a-f]{2})`")
+	hexLine := regexp.MustCompile(`^(?:[0-9a-f]{2} +)*[0-9a-f]{2}$`)
+	check := func(where, hexText, context string, encs ...proto.Encoding) {
+		t.Helper()
+		data, err := hex.DecodeString(strings.Join(strings.Fields(hexText), ""))
+		if err != nil {
+			t.Fatalf("%s: %v", where, err)
+		}
+		if enc, _, _ := handshake.Classify(data); enc != 0 || len(data) < 4 {
+			return // a handshake, not a packet
+		}
+		var errs []string
+		for _, enc := range encs { // any one of encs
+			p, ok, err := proto.ParsePacket(data, enc, 0)
+			if err != nil || !ok || p.Size != len(data) {
+				errs = append(errs, fmt.Sprintf("%v: not one whole packet (ok=%v, err=%v)", enc, ok, err))
+				continue
+			}
+			msg, err := proto.Decode(p.Code, p.Args)
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("%v: %v", enc, err))
+				continue
+			}
+			if name := proto.Name(msg); !strings.Contains(context, name) && !strings.Contains(context, "→") {
+				errs = append(errs, fmt.Sprintf("%v: decodes as %s, which %q does not name", enc, name, context))
+				continue
+			}
+			return
+		}
+		t.Errorf("%s: %s: %s", where, hexText, strings.Join(errs, "; "))
+	}
+	n := 0
+	lines := strings.Split(string(b), "\n")
+	for i, line := range lines {
+		where := fmt.Sprintf("docs/protocol.md:%d", i+1)
+		switch {
+		case strings.HasPrefix(line, "|"):
+			runs := hexRun.FindAllStringSubmatch(line, -1)
+			if len(runs) == 0 {
+				continue
+			}
+			var all []string
+			for _, r := range runs {
+				all = append(all, r[1])
+			}
+			// Packet rows: N rows say so, M packets are arrays of 3 (93 ...);
+			// the other tables show handshakes and single values.
+			text := strings.Join(all, " ")
+			switch {
+			case strings.Contains(line, "| N |"):
+				check(where, text, line, proto.EncodingN)
+			case strings.HasPrefix(text, "93 "):
+				check(where, text, line, proto.EncodingM)
+			default:
+				continue
+			}
+			n++
+		case hexLine.MatchString(strings.TrimSpace(line)) && i > 0 && strings.Contains(lines[i-1], ", id "):
+			// The N examples: a title "Name..., id N", then the bytes.
+			n++
+			check(where, line, lines[i-1], proto.EncodingN)
+		}
+	}
+	if n < 14 {
+		t.Errorf("found %d hex examples in docs/protocol.md, want at least 14", n)
 	}
 }
