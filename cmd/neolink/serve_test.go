@@ -315,3 +315,27 @@ func TestServeEMFILE(t *testing.T) {
 		t.Errorf("EMFILE not counted:\n%s", s.Stderr())
 	}
 }
+
+// TestServeHandshakeSlotsFull checks that silent peers filling the
+// listener's handshake slots are logged, and that serve recovers once
+// their handshakes time out.
+func TestServeHandshakeSlotsFull(t *testing.T) {
+	s := startServe(t, "-handshake-timeout", "1s", "-stats-every", "0")
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range listenerHandshakeSlots + 4 {
+		c, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	waitLog(t, s, "handshakes in flight, the listener's limit: new connections wait in the kernel backlog", 10*time.Second)
+	r := neolink(t, 30*time.Second, nil, "ping", "-n", "10", "-timeout", "20s", s.addr)
+	mustSucceed(t, r, "ping once the silent peers timed out")
+	waitLog(t, s, "failed after 0 bytes", 10*time.Second)
+}
