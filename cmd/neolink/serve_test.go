@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -248,12 +249,28 @@ func TestServeProcessLimit(t *testing.T) {
 // periodically and on exit.
 func TestServeLogRateLimit(t *testing.T) {
 	s := startServe(t, "-stats-every", "300ms", "-handshake-timeout", "300ms")
+	// 40 links at once, so that they fall within the log's 1 s window.
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
 	for range 40 {
-		link := dial(t, s.addr, proto.EncodingN)
-		if err := link.Ask1(&proto.Ping{}, &proto.Pong{}); err != nil {
+		wg.Go(func() {
+			cfg := neonet.DefaultConfig()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			link, err := neonet.DialLink(ctx, "tcp", s.addr, cfg)
+			if err == nil {
+				err = link.Ask1Context(ctx, &proto.Ping{}, &proto.Pong{})
+				link.Close()
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
 			t.Fatal(err)
 		}
-		link.Close()
 	}
 	// A peer that sends 3 bytes of a handshake and leaves.
 	nc, err := net.Dial("tcp", s.addr)
