@@ -3,13 +3,19 @@
 GO        ?= go
 PY        ?= /usr/bin/python3
 FUZZTIME  ?= 10s
+RACE      ?= -race
+PKGS      ?= ./...
 NEOLINK   := $(CURDIR)/bin/neolink
+GOTESTLOG := $(CURDIR)/bin/gotest.log
+VERSION   := $(shell git describe --always --dirty 2>/dev/null)
 
-.PHONY: help build test vet gotest benchtest interop interop-neo py-deps fuzz generate bench bench-quick soak clean
+.PHONY: help build test vet gotest go-check cc-check benchtest interop interop-neo py-deps fuzz generate bench bench-quick soak clean
 
 help:
-	@echo "make build        build bin/neolink"
+	@echo "make build        build bin/neolink (or: go install ./cmd/neolink)"
 	@echo "make test         vet + race tests + bench module tests + Python interop matrix"
+	@echo "                  (needs Go >= 1.26, make, gcc for -race; as root it installs gcc and the"
+	@echo "                  Python packages with apt-get; RACE= tests without the race detector)"
 	@echo "make interop      the Go/Python interop matrix (installs python3-msgpack/pytest via apt if root)"
 	@echo "make interop-neo  Go tests against a real NEO/py cluster and neo.lib nodes (needs NEO_PEERS)"
 	@echo "make fuzz         run every fuzz target for FUZZTIME (default $(FUZZTIME))"
@@ -18,20 +24,51 @@ help:
 	@echo "make soak         long randomized stress run with -race (not part of test)"
 	@echo "make generate     regenerate proto/zcatalog.go from the schema"
 
-build:
-	$(GO) build -o bin/neolink ./cmd/neolink
+build: go-check
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/neolink ./cmd/neolink
 
 test: vet gotest benchtest interop interop-neo
 
-vet:
+vet: go-check
 	$(GO) vet ./...
 	cd bench && $(GO) vet ./...
 
-gotest: py-deps
-	NEOLINK_INTEROP=1 PYTHON=$(PY) $(GO) test -race -timeout 20m ./...
+# Go >= 1.26 (go.mod's version); a clear message instead of a build error.
+go-check:
+	@command -v $(GO) >/dev/null 2>&1 || { echo "error: '$(GO)' not found: install Go 1.26 or later (https://go.dev/dl/)" >&2; exit 1; }
+	@v=$$($(GO) env GOVERSION); case "$${v#go}" in 1.2[6-9]*|1.[3-9][0-9]*|[2-9].*) ;; \
+	  *) echo "error: $$v is too old: neolink needs Go 1.26 or later (https://go.dev/dl/)" >&2; exit 1;; esac
+
+# go test -race needs cgo, hence a C compiler: installed with apt-get as
+# root, as py-deps installs the Python packages; otherwise a clear stop.
+cc-check: go-check
+	@if [ -n "$(RACE)" ] && ! command -v "$$($(GO) env CC)" >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing gcc with apt-get (go test -race needs cgo)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev >/dev/null; \
+	    command -v "$$($(GO) env CC)" >/dev/null 2>&1 || { echo "error: no C compiler after apt-get install gcc" >&2; exit 1; }; \
+	  else \
+	    echo "error: go test -race needs a C compiler (cgo) and '$$($(GO) env CC)' is not installed: run 'sudo apt-get install gcc', or 'make test RACE=' to test without the race detector" >&2; exit 1; \
+	  fi; \
+	fi
+
+# The Go tests of every package. The Go side of the Python interop tests
+# runs when $(PY) has msgpack and pytest, and says it skipped otherwise
+# (`make interop` installs them). The full -v log goes to bin/gotest.log;
+# shown here: each package's result and every skipped test with its reason.
+gotest: cc-check
+	@mkdir -p bin
+	@if [ "$$(id -u)" = 0 ]; then echo "note: as root, neonet's netns test creates network namespaces (nlA*, nlB*) joined by a veth pair and removes them; tc netem is used when the kernel has it"; fi
+	@interop=; if $(PY) -c 'import msgpack, pytest' 2>/dev/null; then interop=1; fi; \
+	  NEOLINK_INTEROP=$$interop PYTHON=$(PY) $(GO) test $(RACE) -timeout 20m -v $(PKGS) >$(GOTESTLOG) 2>&1; st=$$?; \
+	  grep -E '^(ok|FAIL|panic:)|^[?] ' $(GOTESTLOG); \
+	  awk '/^=== (RUN|CONT)/ {t=$$3} /^ +[^ ]+_test[.]go:[0-9]+: / {sub(/^ +/, ""); m[t]=$$0} \
+	    /--- SKIP: / {print "  skipped " $$3 ": " m[$$3]}' $(GOTESTLOG); \
+	  if [ $$st != 0 ]; then grep -E -A12 '^ *--- FAIL' $(GOTESTLOG) | head -80; echo "go test failed: full log in $(GOTESTLOG)" >&2; fi; \
+	  exit $$st
 
 # The bench module's own tests (report tool, reply checks); benchmarks run in `make bench`.
-benchtest:
+benchtest: go-check
 	cd bench && $(GO) test -timeout 10m ./...
 
 interop: build py-deps

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// TCP keepalive as NEO/py sets it (docs/protocol.md, "Sizes and timeouts").
+// TCP keepalive as NEO/py sets it (docs/reference.md §1.9).
 var neoKeepAlive = net.KeepAliveConfig{Enable: true, Idle: 60 * time.Second, Interval: 10 * time.Second, Count: 3}
 
 // DialLink connects to addr on the named network ("tcp", "unix", ...),

@@ -11,7 +11,7 @@ import (
 // These tests play an unpatched NEO/py master node on the raw side: its ids
 // come from one per-connection counter starting at 0 (+1 for every packet
 // it originates), answers reuse the request's id, and it routes on the
-// answer bit. neo-protocol-facts.md §4.2 shows how parity routing breaks
+// answer bit. docs/reference.md §4.2 shows how parity routing breaks
 // against it; answer-bit routing, the default for M links, must not.
 
 // A Go client dials a NEO/py master.

@@ -19,7 +19,7 @@ func unhex(t testing.TB, s string) []byte {
 }
 
 // specVectors are the verified NEO/py master encodings of
-// neo-protocol-facts.md §1.11: whole M-framed packets.
+// docs/reference.md §1.11: whole M-framed packets.
 var specVectors = []struct {
 	name string
 	id   uint32

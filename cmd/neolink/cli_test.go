@@ -37,6 +37,30 @@ func TestHelp(t *testing.T) {
 	}
 }
 
+// TestServeHelp checks that serve's help states its limits and hides the
+// test hook.
+func TestServeHelp(t *testing.T) {
+	r := neolink(t, 10*time.Second, nil, "serve", "-h")
+	mustSucceed(t, r, "serve -h")
+	for _, want := range []string{"Limits", "-backlog N", "-link-handlers N", "-max-handlers N", "-send-timeout", "-stats-every", "256 handshakes"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("no %q in:\n%s", want, r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout, "abort-oid") {
+		t.Errorf("serve -h shows the test hook:\n%s", r.stdout)
+	}
+}
+
+// TestVersion checks the version line.
+func TestVersion(t *testing.T) {
+	r := neolink(t, 10*time.Second, nil, "version")
+	mustSucceed(t, r, "version")
+	if !strings.HasPrefix(r.stdout, "neolink ") || !strings.Contains(r.stdout, "NEO protocol 5") || !strings.Contains(r.stdout, " go1.") {
+		t.Errorf("version: %q", r.stdout)
+	}
+}
+
 // TestUsageErrors checks that command-line mistakes give one line and status 2.
 func TestUsageErrors(t *testing.T) {
 	for _, tc := range []struct {
@@ -54,7 +78,18 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "extra"}, `unexpected argument "extra"`},
 		{[]string{"serve", "-abort-oid", "xyz"}, `invalid hex number "xyz"`},
 		{[]string{"decode", "a", "b"}, "want at most one FILE"},
-		{[]string{"help", "nope"}, `unknown command "nope"`},
+		{[]string{"help", "nope"}, `unknown command "nope" (run 'neolink help' for the commands)`},
+		{[]string{"version", "x"}, `unexpected argument "x"`},
+		// ping validates everything before connecting to the (closed) port.
+		{[]string{"ping", "-size", "64MiB", "127.0.0.1:1"}, "-size 67108864 is too large: an AnswerObject packet holds at most"},
+		{[]string{"ping", "-size", "4294967296", "127.0.0.1:1"}, "-size 4294967296 is too large"},
+		{[]string{"ping", "-size", "12q", "127.0.0.1:1"}, "want a size in bytes such as 4096, 4k, 1MiB"},
+		{[]string{"ping", "-timeout", "5", "127.0.0.1:1"}, "want a duration with a unit, like 5s"},
+		{[]string{"ping", "-d", "soon", "127.0.0.1:1"}, "want a duration like 5s"},
+		{[]string{"ping", "-rate", "0", "127.0.0.1:1"}, "want a positive rate"},
+		{[]string{"ping", "-i", "10us", "127.0.0.1:1"}, "-i must be at least 1ms"},
+		{[]string{"serve", "-backlog", "0"}, "-backlog must be at least 1"},
+		{[]string{"serve", "-send-timeout", "3"}, "want a duration with a unit"},
 	} {
 		r := neolink(t, 10*time.Second, nil, tc.args...)
 		wantFailure(t, r, 2, tc.want)

@@ -11,7 +11,6 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"unicode"
 
 	"github.com/neolink/neolink/handshake"
 	"github.com/neolink/neolink/proto"
@@ -22,20 +21,31 @@ func decodeCommand() *command {
 	return &command{
 		name:    "decode",
 		args:    "[FILE|-]",
-		summary: "print the packets of a captured NEO byte stream",
-		about: `Decode reads one direction of a NEO link, as captured (raw bytes, or hex
-text with -hex), from FILE or stdin, and prints one line per packet:
+		summary: "print the packets of a captured NEO byte stream or tcpdump session",
+		about: `Decode reads a captured NEO link from FILE or stdin and prints one line per
+packet:
 
     id=<id> code=<code, 4 hex digits> <Name> {Field:value ...}
 
-The stream may start with its handshake, which tells its encoding; without
-one, give -encoding N or M. On malformed input it prints the packets before
-the fault, then "error at offset N: reason" (N counts bytes of the decoded
-stream, handshake included) on stderr, and exits with status 1.`,
+The input is one direction of a link as raw bytes, or with -hex, hex text:
+bare hex digits (whitespace ignored), an xxd or hexdump -C dump of such a
+stream, or the output of "tcpdump -X" for a whole TCP session, e.g.
+
+    tcpdump -i lo -w s.pcap 'tcp port 24680'   # while the session runs
+    tcpdump -r s.pcap -nn -X | neolink decode -hex
+
+A tcpdump session is decoded in both directions, in capture order: each
+line starts with "->" (from the side that sent the first SYN) or "<-", and
+a first line says which side is which.
+
+A stream may start with its handshake, which tells its encoding; without
+one, give -encoding N or M. On malformed input decode prints the packets
+before the fault, then "error at offset N: reason" (N counts bytes of the
+decoded stream, handshake included) on stderr, and exits with status 1.`,
 		setup: func(fs *flag.FlagSet) func([]string) error {
 			o := new(decodeOpts)
 			fs.StringVar(&o.encoding, "encoding", "auto", "wire `ENCODING` of the stream: auto (from its handshake), N or M")
-			fs.BoolVar(&o.hex, "hex", false, "the input is hex text (whitespace ignored)")
+			fs.BoolVar(&o.hex, "hex", false, "the input is hex text: bare, xxd, hexdump -C or tcpdump -X")
 			return func(args []string) error {
 				switch len(args) {
 				case 0:
@@ -79,67 +89,95 @@ func (o *decodeOpts) run(file string) error {
 	if err != nil {
 		return err
 	}
+	segs := []segment{{data: data}}
 	if o.hex {
-		if data, err = decodeHexText(data); err != nil {
+		if segs, err = parseHexInput(data); err != nil {
 			return err
 		}
+	} else if looksLikeHexText(data) {
+		return usagef("the input looks like hex text: add -hex")
 	}
 	out := bufio.NewWriter(os.Stdout)
-	err = decodeStream(out, data, enc)
+	err = decodeSegments(out, segs, enc)
 	if ferr := out.Flush(); err == nil {
 		err = ferr
 	}
 	return err
 }
 
-// decodeHexText decodes hex digits, ignoring whitespace.
-func decodeHexText(text []byte) ([]byte, error) {
-	digits := make([]byte, 0, len(text))
-	for _, c := range text {
-		if !unicode.IsSpace(rune(c)) {
-			digits = append(digits, c)
+// decodeSegments decodes captured segments: one stream if their dir is
+// "", else one stream per direction, printed in capture order.
+func decodeSegments(w io.Writer, segs []segment, enc proto.Encoding) error {
+	if len(segs) == 1 && segs[0].dir == "" {
+		d := &streamDecoder{w: w, enc: enc}
+		return d.feed(segs[0].data, true)
+	}
+	decs := make(map[string]*streamDecoder)
+	var order []string
+	for _, sg := range segs {
+		d := decs[sg.dir]
+		if d == nil {
+			if len(order) == 2 {
+				return fmt.Errorf("the capture holds more than one TCP connection (%s, %s and %s): filter it on one, e.g. 'tcp port N'", order[0], order[1], sg.dir)
+			}
+			d = &streamDecoder{w: w, enc: enc, prefix: "-> "}
+			if len(order) == 1 {
+				d.prefix = "<- "
+			} else {
+				src, dst, _ := strings.Cut(sg.dir, " > ")
+				fmt.Fprintf(w, "# -> is %s to %s, <- the other way\n", src, dst)
+			}
+			decs[sg.dir] = d
+			order = append(order, sg.dir)
+		}
+		if err := d.feed(sg.data, false); err != nil {
+			return fmt.Errorf("%s: %w", sg.dir, err)
 		}
 	}
-	b := make([]byte, hex.DecodedLen(len(digits)))
-	if _, err := hex.Decode(b, digits); err != nil {
-		return nil, fmt.Errorf("bad hex input: %w", err)
+	for _, dir := range order {
+		if err := decs[dir].feed(nil, true); err != nil {
+			return fmt.Errorf("%s: %w", dir, err)
+		}
 	}
-	return b, nil
+	return nil
 }
 
-// decodeStream prints the packets of data, in encoding enc or, if enc is 0,
-// in the encoding its handshake announces.
-func decodeStream(w io.Writer, data []byte, enc proto.Encoding) error {
-	off := 0
-	hsEnc, _, hsErr := handshake.Classify(data)
-	if hsEnc != 0 {
-		if enc != 0 && enc != hsEnc {
-			return fmt.Errorf("the stream starts with the %v handshake but -encoding is %v", hsEnc, enc)
+// streamDecoder prints the packets of one stream as its bytes arrive.
+type streamDecoder struct {
+	w      io.Writer
+	enc    proto.Encoding // 0 until known
+	prefix string         // of each output line
+	buf    []byte         // bytes not decoded yet
+	off    int            // stream offset of buf[0]
+	hsDone bool           // the handshake, if any, is behind
+}
+
+// feed adds data to the stream and prints the packets it completes. With
+// final, the stream ends: leftover bytes are an error.
+func (d *streamDecoder) feed(data []byte, final bool) error {
+	d.buf = append(d.buf, data...)
+	if !d.hsDone {
+		if len(d.buf) < handshake.Size && !final {
+			return nil
 		}
-		enc, off = hsEnc, handshake.Size
-	} else if ve := (*handshake.VersionError)(nil); errors.As(hsErr, &ve) {
-		return &offsetError{0, hsErr}
-	} else if enc == 0 {
-		why := "the input is empty"
-		switch {
-		case hsErr != nil:
-			why = hsErr.Error()
-		case len(data) > 0:
-			why = fmt.Sprintf("its %d bytes are too short for one", len(data))
+		if err := d.handshake(); err != nil {
+			return err
 		}
-		return fmt.Errorf("no handshake at the start of the stream (%s): give -encoding N or M", why)
 	}
-	for off < len(data) {
-		p, ok, err := proto.ParsePacket(data[off:], enc, 0)
+	for len(d.buf) > 0 {
+		p, ok, err := proto.ParsePacket(d.buf, d.enc, 0)
 		if err != nil {
 			var fe *proto.FrameError
 			if errors.As(err, &fe) {
 				err = fe.Err
 			}
-			return &offsetError{off, err}
+			return &offsetError{d.off, err}
 		}
 		if !ok {
-			return &offsetError{off, fmt.Errorf("truncated packet: the stream ends %d bytes into it", len(data)-off)}
+			if final {
+				return &offsetError{d.off, fmt.Errorf("truncated packet: the stream ends %d bytes into it", len(d.buf))}
+			}
+			return nil
 		}
 		name := proto.NameOf(p.Code)
 		msg, err := proto.Decode(p.Code, p.Args)
@@ -147,11 +185,41 @@ func decodeStream(w io.Writer, data []byte, enc proto.Encoding) error {
 			if name == "" {
 				name = "?"
 			}
-			fmt.Fprintf(w, "id=%d code=%#04x %s\n", p.ID, p.Code, name)
-			return &offsetError{off, err}
+			fmt.Fprintf(d.w, "%sid=%d code=%#04x %s\n", d.prefix, p.ID, p.Code, name)
+			return &offsetError{d.off, err}
 		}
-		fmt.Fprintf(w, "id=%d code=%#04x %s %s\n", p.ID, p.Code, name, formatMsg(msg))
-		off += p.Size
+		fmt.Fprintf(d.w, "%sid=%d code=%#04x %s %s\n", d.prefix, p.ID, p.Code, name, formatMsg(msg))
+		d.buf = d.buf[p.Size:]
+		d.off += p.Size
+	}
+	return nil
+}
+
+// handshake consumes the stream's handshake, if it starts with one, and
+// settles the encoding.
+func (d *streamDecoder) handshake() error {
+	d.hsDone = true
+	hsEnc, _, hsErr := handshake.Classify(d.buf)
+	if hsEnc != 0 {
+		if d.enc != 0 && d.enc != hsEnc {
+			return fmt.Errorf("the stream starts with the %v handshake but -encoding is %v", hsEnc, d.enc)
+		}
+		d.enc = hsEnc
+		d.buf, d.off = d.buf[handshake.Size:], handshake.Size
+		return nil
+	}
+	if ve := (*handshake.VersionError)(nil); errors.As(hsErr, &ve) {
+		return &offsetError{0, hsErr}
+	}
+	if d.enc == 0 {
+		why := "the input is empty"
+		switch {
+		case hsErr != nil:
+			why = hsErr.Error()
+		case len(d.buf) > 0:
+			why = fmt.Sprintf("its %d bytes are too short for one", len(d.buf))
+		}
+		return fmt.Errorf("no handshake at the start of the stream (%s): give -encoding N or M", why)
 	}
 	return nil
 }
@@ -199,6 +267,8 @@ func formatValue(b *strings.Builder, v reflect.Value) {
 	switch t.Kind() {
 	case reflect.String:
 		b.WriteString(strconv.Quote(v.String()))
+	case reflect.Float32, reflect.Float64:
+		b.WriteString(strconv.FormatFloat(v.Float(), 'f', -1, 64)) // timestamps: no exponent
 	case reflect.Slice:
 		b.WriteByte('[')
 		for i := range v.Len() {

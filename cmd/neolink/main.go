@@ -2,9 +2,10 @@
 // the NEO network protocol.
 //
 //	neolink bench [-quick] [-json]
-//	neolink serve [-listen ADDR] [-encoding auto|N|M] [-cluster NAME] [-abort-oid HEX] [-ca F -cert F -key F]
-//	neolink ping [-n COUNT] [-c CONCURRENCY] [-light] [-size BYTES] [-json] ... ADDR
+//	neolink serve [-listen ADDR] [-encoding auto|N|M] [-cluster NAME] [-backlog N] ... [-ca F -cert F -key F]
+//	neolink ping [-n COUNT | -d DURATION] [-c CONCURRENCY] [-light] [-size SIZE] [-rate R] [-i INTERVAL] [-json] ... ADDR[:PORT]
 //	neolink decode [-encoding auto|N|M] [-hex] [FILE|-]
+//	neolink version
 //	neolink help [-all] [COMMAND]
 //
 // bench compares the round-trip time of NodeLink with plain TCP over
@@ -14,7 +15,8 @@
 // codec-random and codec-echo, let another implementation cross-check its
 // codec against ours.
 //
-// Exit status: 0 on success, 1 on failure, 2 on a command-line error.
+// Exit status: 0 on success, 1 on failure, 2 on a command-line error, and
+// 128+N when stopped by signal N (130 for Ctrl-C) after printing what was done.
 package main
 
 import (
@@ -48,6 +50,7 @@ func commands() []*command {
 		decodeCommand(),
 		infoCommand(),
 		loadCommand(),
+		versionCommand(),
 		helpCommand(),
 		codecRandomCommand(),
 		codecEchoCommand(),
@@ -74,6 +77,15 @@ func (e *usageError) Error() string { return e.msg }
 func usagef(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
+
+// exitError ends a command with a given exit status after its message.
+type exitError struct {
+	code int
+	msg  string
+}
+
+// Error returns the message.
+func (e *exitError) Error() string { return e.msg }
 
 // main runs the command line and exits with its status.
 func main() {
@@ -119,10 +131,18 @@ func report(name string, err error) int {
 	}
 	var ue *usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(os.Stderr, "neolink %s: %v (see 'neolink help %s')\n", name, err, name)
+		hint := fmt.Sprintf("see 'neolink help %s'", name)
+		if name == "help" {
+			hint = "run 'neolink help' for the commands"
+		}
+		fmt.Fprintf(os.Stderr, "neolink %s: %v (%s)\n", name, err, hint)
 		return 2
 	}
 	fmt.Fprintf(os.Stderr, "neolink %s: %s\n", name, oneLine(err.Error()))
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
 	return 1
 }
 
@@ -190,10 +210,19 @@ func printCommandHelp(w io.Writer, c *command) {
 	fmt.Fprintf(w, "\n\n%s\n", c.about)
 	if hasFlags {
 		fmt.Fprint(w, "\nflags:\n")
-		fs.SetOutput(w)
-		fs.PrintDefaults()
+		shown := newFlagSet(c.name)
+		fs.VisitAll(func(f *flag.Flag) {
+			if !strings.HasPrefix(f.Usage, hiddenFlag) {
+				shown.Var(f.Value, f.Name, f.Usage)
+			}
+		})
+		shown.SetOutput(w)
+		shown.PrintDefaults()
 	}
 }
+
+// hiddenFlag starts the usage of a flag that help does not show (test hooks).
+const hiddenFlag = "(hidden) "
 
 // helpCommand is "neolink help [-all] [COMMAND]".
 func helpCommand() *command {

@@ -119,8 +119,13 @@ type serveProc struct {
 // for its "listening on" line. The process is killed at the end of the test.
 func startServe(t *testing.T, args ...string) *serveProc {
 	t.Helper()
-	s := &serveProc{t: t, done: make(chan struct{})}
-	s.cmd = exec.Command(neolinkBin, append([]string{"serve", "-listen", "127.0.0.1:0"}, args...)...)
+	return startServeCmd(t, exec.Command(neolinkBin, append([]string{"serve", "-listen", "127.0.0.1:0"}, args...)...))
+}
+
+// startServeCmd starts cmd, which runs "neolink serve", as startServe does.
+func startServeCmd(t *testing.T, cmd *exec.Cmd) *serveProc {
+	t.Helper()
+	s := &serveProc{t: t, done: make(chan struct{}), cmd: cmd}
 	stdout, err := s.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

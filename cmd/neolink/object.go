@@ -8,8 +8,9 @@ import (
 	"github.com/neolink/neolink/proto"
 )
 
-// The test objects that serve returns and ping checks: the object with oid
-// has oid & 0xffffffff bytes of data, data[i] = byte(i % 251).
+// The test objects that serve returns: the object with oid has
+// oid & 0xffffffff bytes of data, data[i] = byte(i % 251), and its checksum
+// is the SHA-1 of the data, as NEO defines it (docs/reference.md §6).
 
 // objectSize returns the data length of the test object oid.
 func objectSize(oid uint64) uint64 { return oid & 0xffffffff }
@@ -27,13 +28,13 @@ type objectStore struct {
 const maxObjectSize = proto.MaxPacketSize
 
 // get returns the data of size bytes and its SHA-1. It fails for objects
-// too large for any packet.
+// too large for any packet. The hash is computed outside the lock, so that
+// a large object does not hold up requests for others.
 func (s *objectStore) get(size uint64) (data, sum []byte, err error) {
 	if size > maxObjectSize {
 		return nil, nil, fmt.Errorf("object of %d bytes does not fit in a packet (limit %d bytes)", size, maxObjectSize)
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if uint64(len(s.pattern)) < size {
 		n := min(max(size, 2*uint64(len(s.pattern)), 4096), maxObjectSize)
 		p := make([]byte, n)
@@ -43,13 +44,18 @@ func (s *objectStore) get(size uint64) (data, sum []byte, err error) {
 		s.pattern = p
 	}
 	data = s.pattern[:size:size]
-	if sum = s.sums[size]; sum == nil {
-		h := sha1.Sum(data)
-		sum = h[:]
-		if s.sums == nil || len(s.sums) >= 64 {
-			s.sums = make(map[uint64][]byte)
-		}
-		s.sums[size] = sum
+	sum = s.sums[size]
+	s.mu.Unlock()
+	if sum != nil {
+		return data, sum, nil
 	}
+	h := sha1.Sum(data)
+	sum = h[:]
+	s.mu.Lock()
+	if s.sums == nil || len(s.sums) >= 64 {
+		s.sums = make(map[uint64][]byte)
+	}
+	s.sums[size] = sum
+	s.mu.Unlock()
 	return data, sum, nil
 }

@@ -29,20 +29,44 @@ func serveCommand() *command {
 RequestIdentification gets AcceptIdentification (node M1, and the next id of
 the peer's node type: C1, C2... for clients) or PROTOCOL_ERROR "invalid
 cluster name"; Ping gets Pong; AskObject(oid) gets an object of
-oid & 0xffffffff bytes, data[i] = i % 251, with its SHA-1; any other request
-gets PROTOCOL_ERROR "unexpected packet <Name>". Peers may use full mode (one
-conn, many requests) or light mode (one id per request).
+oid & 0xffffffff bytes, data[i] = i % 251, uncompressed, with checksum =
+SHA-1 of the data as NEO defines it; any other request gets PROTOCOL_ERROR
+"unexpected packet <Name>". Peers may use full mode (one conn, many
+requests) or light mode (one id per request).
+
+Limits, so that no peer can take the process down:
+  - at most 256 handshakes at once (more wait in the kernel backlog), each
+    within -handshake-timeout; the log says when the slots are full, and how
+    many bytes a failed handshake had received
+  - per link: -backlog conns waiting to be served (beyond it the peer gets
+    "connection refused"), -link-handlers conns served at once, of which
+    -idle-conns may wait idle for another request (least recently used
+    closed first), 16 MiB of unread data per conn and 64 MiB per link, a
+    4 MiB send buffer; a peer that does not read our answers for
+    -send-timeout has its link closed
+  - per process: -max-handlers conns served at once over all links
+  - packets up to 64 MiB: a larger AskObject answer is PROTOCOL_ERROR
+  - out of file descriptors (EMFILE): logged, and accepting backs off
 
 The first line on stdout is "listening on ADDR". Links coming and going are
-logged on stderr. SIGINT or SIGTERM stops listening, lets every link finish
-what it is doing (5 s at most) and exits with status 0.`,
+logged on stderr, at most 10 lines a second of each kind; counters (links,
+handshake failures, refused conns, dropped packets, overflows...) are
+logged every -stats-every and on exit. SIGINT or SIGTERM stops listening,
+lets every link finish what it is doing (5 s at most) and exits with
+status 0.`,
 		setup: func(fs *flag.FlagSet) func([]string) error {
 			o := new(serveOpts)
 			fs.StringVar(&o.listen, "listen", "127.0.0.1:24680", "`ADDR` to listen on (port 0 picks a free port)")
 			fs.StringVar(&o.encoding, "encoding", "auto", "wire `ENCODING` to accept: auto (detect each peer's), N or M")
 			fs.StringVar(&o.cluster, "cluster", "neo", "cluster `NAME` that peers must identify with")
-			fs.StringVar(&o.abortOID, "abort-oid", "", "close the whole link, without answering, on AskObject of this `HEX` oid (test hook)")
-			fs.IntVar(&o.idleConns, "idle-conns", 1024, "keep at most `N` idle peer conns per link waiting for another request; the least recently used beyond that are closed")
+			fs.StringVar(&o.abortOID, "abort-oid", "", hiddenFlag+"close the whole link, without answering, on AskObject of this `HEX` oid (test hook)")
+			fs.IntVar(&o.idleConns, "idle-conns", 4096, "keep at most `N` idle peer conns per link waiting for another request; the least recently used beyond that are closed")
+			fs.IntVar(&o.backlog, "backlog", 4096, "at most `N` peer-opened conns per link wait to be served; beyond, the peer gets \"connection refused\"")
+			fs.IntVar(&o.linkHandlers, "link-handlers", 4096, "serve at most `N` conns of one link at once")
+			fs.IntVar(&o.maxHandlers, "max-handlers", 16384, "serve at most `N` conns at once over all links")
+			durationVar(fs, &o.sendTimeout, "send-timeout", 30*time.Second, "close a link whose peer has not read our answers for `DURATION`")
+			durationVar(fs, &o.handshakeTimeout, "handshake-timeout", 10*time.Second, "close a connection that has not completed its handshake (TLS included) within `DURATION`")
+			durationVar(fs, &o.statsEvery, "stats-every", time.Minute, "log the counters every `DURATION` (0: only on exit)")
 			o.tls.register(fs)
 			return func(args []string) error {
 				if len(args) != 0 {
@@ -56,9 +80,10 @@ what it is doing (5 s at most) and exits with status 0.`,
 
 // serveOpts are the flags of serve.
 type serveOpts struct {
-	listen, encoding, cluster, abortOID string
-	idleConns                           int
-	tls                                 tlsFlags
+	listen, encoding, cluster, abortOID           string
+	idleConns, backlog, linkHandlers, maxHandlers int
+	sendTimeout, statsEvery, handshakeTimeout     time.Duration
+	tls                                           tlsFlags
 }
 
 // shutdownTimeout bounds the graceful shutdown of each link.
@@ -70,14 +95,32 @@ func (o *serveOpts) run() error {
 	if err != nil {
 		return err
 	}
-	if o.idleConns < 1 {
+	switch {
+	case o.idleConns < 1:
 		return usagef("-idle-conns must be at least 1")
+	case o.backlog < 1:
+		return usagef("-backlog must be at least 1")
+	case o.linkHandlers < 1:
+		return usagef("-link-handlers must be at least 1")
+	case o.maxHandlers < 1:
+		return usagef("-max-handlers must be at least 1")
+	case o.sendTimeout <= 0:
+		return usagef("-send-timeout must be positive")
+	case o.statsEvery < 0:
+		return usagef("-stats-every must not be negative")
+	case o.handshakeTimeout <= 0:
+		return usagef("-handshake-timeout must be positive")
 	}
+	logger := log.New(os.Stderr, "neolink serve: ", log.LstdFlags)
 	s := &server{
-		cluster:   o.cluster,
-		idleConns: o.idleConns,
-		log:       log.New(os.Stderr, "neolink serve: ", log.LstdFlags),
-		links:     make(map[*neonet.NodeLink]struct{}),
+		cluster:      o.cluster,
+		idleConns:    o.idleConns,
+		linkHandlers: o.linkHandlers,
+		handlers:     make(chan struct{}, o.maxHandlers),
+		sendTimeout:  o.sendTimeout,
+		log:          logger,
+		rlog:         newRateLog(logger, 10),
+		links:        make(map[*neonet.NodeLink]*linkState),
 	}
 	if o.abortOID != "" {
 		if s.abortOID, err = parseHex(o.abortOID); err != nil {
@@ -88,16 +131,26 @@ func (o *serveOpts) run() error {
 	s.ids[proto.Master].Store(1) // we are M1
 	cfg := neonet.DefaultConfig()
 	cfg.Encoding = enc
+	cfg.AcceptBacklog = o.backlog
+	cfg.HandshakeTimeout = o.handshakeTimeout
 	if cfg.TLS, err = o.tls.config(); err != nil {
 		return err
 	}
-	cfg.OnHandshakeError = func(remote net.Addr, err error) {
-		s.log.Printf("handshake with %v failed: %v", remote, err)
-	}
-	ll, err := neonet.ListenLink("tcp", o.listen, cfg)
+	// The listener is ours, not ListenLink's, so that watchListener can
+	// watch it; TCP keepalive as NEO/py and ListenLink set it
+	// (docs/reference.md §1.9).
+	lc := net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 60 * time.Second, Interval: 10 * time.Second, Count: 3}}
+	nl, err := lc.Listen(context.Background(), "tcp", o.listen)
 	if err != nil {
 		return err
 	}
+	s.wl = &watchListener{Listener: nl, log: s.rlog, conns: make(map[string]*countConn)}
+	cfg.OnHandshakeError = func(remote net.Addr, err error) {
+		n := s.wl.handshakeDone(remote)
+		s.rlog.printf("handshake", "handshake with %v failed%s: %v", remote, bytesNote(n), err)
+	}
+	ll := neonet.NewLinkListener(s.wl, cfg)
+	s.ll = ll
 	sig, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
 	fmt.Printf("listening on %s\n", ll.Addr())
@@ -105,6 +158,23 @@ func (o *serveOpts) run() error {
 	var cancel context.CancelFunc
 	s.ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
+	statsDone := make(chan struct{})
+	var statsWG sync.WaitGroup
+	if o.statsEvery > 0 {
+		statsWG.Go(func() {
+			t := time.NewTicker(o.statsEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+					s.rlog.flush()
+					s.logStats("stats")
+				case <-statsDone:
+					return
+				}
+			}
+		})
+	}
 	accepted := make(chan error, 1)
 	go func() { accepted <- s.acceptLinks(ll) }()
 	select {
@@ -119,23 +189,72 @@ func (o *serveOpts) run() error {
 	cancel() // idle conns close, so that links become idle
 	s.shutdownLinks()
 	s.wg.Wait()
+	close(statsDone)
+	statsWG.Wait()
+	s.rlog.flush()
+	s.logStats("final stats")
 	return err
 }
 
 // server is the state of serve shared by all links.
 type server struct {
-	cluster   string
-	abortOID  uint64
-	abortSet  bool
-	idleConns int
-	log       *log.Logger
-	ctx       context.Context // ends at shutdown: idle conns then close
-	objects   objectStore
-	ids       [4]atomic.Uint32 // the last node id number given, by node type
+	cluster      string
+	abortOID     uint64
+	abortSet     bool
+	idleConns    int
+	linkHandlers int
+	handlers     chan struct{} // a slot per conn being served, over all links
+	sendTimeout  time.Duration
+	log          *log.Logger // for lines that come once
+	rlog         *rateLog    // for lines that come per link or per event
+	wl           *watchListener
+	ll           *neonet.LinkListener
+	ctx          context.Context // ends at shutdown: idle conns then close
+	objects      objectStore
+	ids          [4]atomic.Uint32 // the last node id number given, by node type
+
+	linksTotal atomic.Uint64
+	sendStalls atomic.Uint64 // links closed for not reading our answers
+	idleClosed atomic.Uint64 // idle conns closed (LRU beyond -idle-conns or a handler limit)
+	limitWaits atomic.Uint64 // times a link waited for a handler slot
+	peak       atomic.Int64  // the most conns served at once
 
 	mu    sync.Mutex
-	links map[*neonet.NodeLink]struct{}
+	links map[*neonet.NodeLink]*linkState
+	ended neonet.Stats   // the summed counters of the links that ended
 	wg    sync.WaitGroup // serveLink goroutines
+}
+
+// logStats logs the counters, over all links, live and ended.
+func (s *server) logStats(what string) {
+	s.mu.Lock()
+	sum := s.ended
+	live := len(s.links)
+	for l := range s.links {
+		addStats(&sum, l.Stats())
+	}
+	s.mu.Unlock()
+	s.log.Printf("%s: links %d up, %d in all; handshake failures %d; conns refused %d, answered \"closed\" %d, "+
+		"aborted for overflow %d; packets dropped %d; links closed for not reading %d; idle conns closed %d; "+
+		"handler limit waits %d, most handlers %d; accept EMFILE %d; handshake slots full %d",
+		what, live, s.linksTotal.Load(), s.ll.HandshakeFailures(), sum.RepliedRefused, sum.RepliedClosed,
+		sum.Overflows, sum.DroppedAnswers+sum.DroppedReplies, s.sendStalls.Load(), s.idleClosed.Load(),
+		s.limitWaits.Load(), s.peak.Load(), s.wl.emfile.Load(), s.wl.full.Load())
+}
+
+// addStats adds the counters of b to a.
+func addStats(a *neonet.Stats, b neonet.Stats) {
+	a.PacketsIn += b.PacketsIn
+	a.PacketsOut += b.PacketsOut
+	a.BytesIn += b.BytesIn
+	a.BytesOut += b.BytesOut
+	a.RepliedClosed += b.RepliedClosed
+	a.RepliedRefused += b.RepliedRefused
+	a.DroppedAnswers += b.DroppedAnswers
+	a.UnsolicitedErrs += b.UnsolicitedErrs
+	a.Overflows += b.Overflows
+	a.DecodeErrors += b.DecodeErrors
+	a.DroppedReplies += b.DroppedReplies
 }
 
 // acceptLinks serves every link ll accepts until ll is closed (nil) or fails.
@@ -148,11 +267,15 @@ func (s *server) acceptLinks(ll *neonet.LinkListener) error {
 			}
 			return err
 		}
+		s.wl.handshakeDone(link.RemoteAddr())
+		s.linksTotal.Add(1)
+		ls := &linkState{link: link, max: s.idleConns, srv: s,
+			slots: make(chan struct{}, s.linkHandlers), idleCh: make(chan struct{}, 1)}
 		s.mu.Lock()
-		s.links[link] = struct{}{}
+		s.links[link] = ls
 		s.mu.Unlock()
 		s.wg.Add(1)
-		go s.serveLink(link)
+		go s.serveLink(ls)
 	}
 }
 
@@ -171,7 +294,7 @@ func (s *server) shutdownLinks() {
 			ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 			defer cancel()
 			if err := l.Shutdown(ctx); errors.Is(err, context.DeadlineExceeded) {
-				s.log.Printf("link from %v did not finish within %v: closed", l.RemoteAddr(), shutdownTimeout)
+				s.rlog.printf("shutdown", "link from %v did not finish within %v: closed", l.RemoteAddr(), shutdownTimeout)
 			}
 		})
 	}
@@ -179,12 +302,15 @@ func (s *server) shutdownLinks() {
 }
 
 // serveLink accepts the peer's conns and serves each in its own goroutine
-// until the link ends.
-func (s *server) serveLink(link *neonet.NodeLink) {
+// until the link ends. An accepted conn is served once it has a handler
+// slot of the link and of the process; idle conns are closed, least
+// recently used first, to make room. While it waits, the peer's further
+// new conns wait in the link's backlog, and beyond -backlog are refused.
+func (s *server) serveLink(ls *linkState) {
 	defer s.wg.Done()
+	link := ls.link
 	start := time.Now()
-	s.log.Printf("link from %v up (encoding %v)", link.RemoteAddr(), link.Encoding())
-	ls := &linkState{link: link, max: s.idleConns}
+	s.rlog.printf("link up", "link from %v up (encoding %v)", link.RemoteAddr(), link.Encoding())
 	var conns sync.WaitGroup
 	var err error
 	for {
@@ -192,7 +318,14 @@ func (s *server) serveLink(link *neonet.NodeLink) {
 		if c, err = link.Accept(); err != nil {
 			break
 		}
-		conns.Go(func() { s.serveConn(ls, c) })
+		if err = s.acquire(ls); err != nil {
+			c.Close()
+			break
+		}
+		conns.Go(func() {
+			defer s.release(ls)
+			s.serveConn(ls, c)
+		})
 	}
 	if errors.Is(err, neonet.ErrLinkNoListen) {
 		<-link.Done() // Shutdown is closing the link once its conns are done
@@ -201,11 +334,99 @@ func (s *server) serveLink(link *neonet.NodeLink) {
 	link.Close()
 	conns.Wait()
 	st := link.Stats()
-	s.log.Printf("link from %v down after %v: %s (%d packets in, %d out)",
+	s.rlog.printf("link down", "link from %v down after %v: %s (%d packets in, %d out)",
 		link.RemoteAddr(), time.Since(start).Round(time.Millisecond), why, st.PacketsIn, st.PacketsOut)
 	s.mu.Lock()
 	delete(s.links, link)
+	addStats(&s.ended, st)
 	s.mu.Unlock()
+}
+
+// acquire takes a handler slot of ls's link and one of the process for a
+// conn just accepted, closing idle conns (of the link, then of any link)
+// to free them. It fails when the link ends or serve shuts down.
+func (s *server) acquire(ls *linkState) error {
+	for _, slots := range []chan struct{}{ls.slots, s.handlers} {
+		if err := s.acquireSlot(ls, slots); err != nil {
+			if slots == s.handlers {
+				<-ls.slots
+			}
+			return err
+		}
+	}
+	n := int64(len(s.handlers))
+	for p := s.peak.Load(); n > p && !s.peak.CompareAndSwap(p, n); p = s.peak.Load() {
+	}
+	return nil
+}
+
+// acquireSlot takes a slot of slots, ls.slots or s.handlers.
+func (s *server) acquireSlot(ls *linkState, slots chan struct{}) error {
+	select {
+	case slots <- struct{}{}:
+		return nil
+	default:
+	}
+	s.limitWaits.Add(1)
+	global := slots == s.handlers
+	var poll <-chan time.Time
+	if global {
+		// Other links' conns going idle are not signalled: look again now and then.
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		poll = t.C
+	}
+	logged := false
+	for {
+		evicted := ls.evictOldest()
+		if !evicted && global {
+			evicted = s.evictAnyIdle()
+		}
+		if !evicted && !logged {
+			logged = true
+			what := "per link (-link-handlers)"
+			if global {
+				what = "per process (-max-handlers)"
+			}
+			s.rlog.printf("limit", "link from %v: %d conns served, the limit %s: its new conns wait",
+				ls.link.RemoteAddr(), cap(slots), what)
+		}
+		select {
+		case slots <- struct{}{}:
+			return nil
+		case <-ls.idleCh: // a conn of this link went idle: close it
+		case <-poll:
+		case <-ls.link.Done():
+			return ls.link.Err()
+		case <-s.ctx.Done():
+			return neonet.ErrLinkClosed
+		}
+	}
+}
+
+// evictAnyIdle closes the least recently used idle conn of the link with
+// the most idle conns, and reports whether there was one: a link at the
+// process limit takes its slot from links that are not using theirs.
+func (s *server) evictAnyIdle() bool {
+	s.mu.Lock()
+	var most *linkState
+	mostIdle := 0
+	for _, ls := range s.links {
+		ls.mu.Lock()
+		n := ls.idle.Len()
+		ls.mu.Unlock()
+		if n > mostIdle {
+			most, mostIdle = ls, n
+		}
+	}
+	s.mu.Unlock()
+	return most != nil && most.evictOldest()
+}
+
+// release returns the slots acquire took.
+func (s *server) release(ls *linkState) {
+	<-s.handlers
+	<-ls.slots
 }
 
 // why describes how a link ended with err, its Err before we closed it.
@@ -213,6 +434,8 @@ func (s *server) why(ls *linkState, err error) string {
 	switch {
 	case ls.aborted.Load():
 		return fmt.Sprintf("aborted on AskObject of oid %x (-abort-oid)", s.abortOID)
+	case ls.stalled.Load():
+		return fmt.Sprintf("closed: the peer did not read our answers for %v (-send-timeout)", s.sendTimeout)
 	case errors.Is(err, neonet.ErrLinkClosed) && s.ctx.Err() != nil:
 		return "closed for shutdown"
 	case errors.Is(err, io.EOF):
@@ -233,6 +456,19 @@ func (s *server) serveConn(ls *linkState, c *neonet.Conn) {
 		cancel()
 		c.Close()
 	}()
+	// A Send blocks while the link's send buffer is full, and only the
+	// link's end wakes it: a peer that stops reading would otherwise hold
+	// this goroutine forever. So a Send that has not returned within
+	// sendTimeout closes the link. When neonet gains Conn.SendContext, use
+	// it with a per-request deadline instead and close only this conn.
+	stall := time.AfterFunc(time.Hour, func() {
+		if ls.stalled.CompareAndSwap(false, true) { // once per link, whatever the handlers blocked
+			s.sendStalls.Add(1)
+			ls.link.Close()
+		}
+	})
+	stall.Stop()
+	defer stall.Stop()
 	var ans proto.AnswerObject // reused: Send encodes at once
 	for {
 		msg, err := c.RecvContext(ctx)
@@ -250,7 +486,13 @@ func (s *server) serveConn(ls *linkState, c *neonet.Conn) {
 		// Idle from now on: before the reply goes out, so that the idle
 		// list is in the order the peer saw the replies.
 		ls.setIdle(ic)
-		if reply != nil && !send(c, reply) {
+		if reply == nil {
+			continue
+		}
+		stall.Reset(s.sendTimeout)
+		ok := send(c, reply)
+		stall.Stop()
+		if !ok {
 			return
 		}
 	}
@@ -323,10 +565,16 @@ func (s *server) newNodeID(t proto.NodeType) proto.NodeID {
 // request, and the least recently used idle conns beyond max are closed
 // (their ctx is cancelled: a request that races with it is still answered,
 // or refused with "connection closed" if it is left unread).
+//
+// Lock order: server.mu before linkState.mu.
 type linkState struct {
 	link    *neonet.NodeLink
+	srv     *server
 	max     int
+	slots   chan struct{} // a slot per conn being served
+	idleCh  chan struct{} // signalled when a conn goes idle
 	aborted atomic.Bool
+	stalled atomic.Bool // closed for not reading our answers
 
 	mu   sync.Mutex
 	idle list.List // of *idleConn, least recently used first
@@ -354,8 +602,32 @@ func (ls *linkState) setIdle(ic *idleConn) {
 	}
 	ls.mu.Unlock()
 	if evict != nil {
+		ls.srv.idleClosed.Add(1)
 		evict.cancel()
 	}
+	select {
+	case ls.idleCh <- struct{}{}:
+	default:
+	}
+}
+
+// evictOldest closes the least recently used idle conn, if there is one,
+// and reports whether there was.
+func (ls *linkState) evictOldest() bool {
+	ls.mu.Lock()
+	front := ls.idle.Front()
+	var evict *idleConn
+	if front != nil {
+		evict = ls.idle.Remove(front).(*idleConn)
+		evict.elem = nil
+	}
+	ls.mu.Unlock()
+	if evict == nil {
+		return false
+	}
+	ls.srv.idleClosed.Add(1)
+	evict.cancel()
+	return true
 }
 
 // setBusy takes ic off the idle list, if it is there.

@@ -3,7 +3,11 @@ package main
 import (
 	"context"
 	"errors"
+	"net"
+	"os/exec"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -171,4 +175,184 @@ func TestServeSIGTERM(t *testing.T) {
 	if strings.Count(log, "closed for shutdown") != 2 || !strings.Contains(log, "shutting down") {
 		t.Errorf("serve log:\n%s", log)
 	}
+}
+
+// waitLog waits until serve's log contains want.
+func waitLog(t *testing.T, s *serveProc, want string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(s.Stderr(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not log %q within %v; stderr:\n%s", want, timeout, s.Stderr())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestServeSendTimeout checks that a peer asking for more than it reads
+// neither holds serve's handlers forever nor gets more than -link-handlers
+// of them: its link is closed after -send-timeout, and serve goes on.
+func TestServeSendTimeout(t *testing.T) {
+	s := startServe(t, "-link-handlers", "2", "-send-timeout", "500ms")
+	link := dial(t, s.addr, proto.EncodingN)
+	for range 40 {
+		c, err := link.NewConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Send(&proto.AskObject{OID: 1 << 20}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitLog(t, s, "the limit per link (-link-handlers)", 10*time.Second)
+	waitLog(t, s, "closed: the peer did not read our answers for 500ms (-send-timeout)", 10*time.Second)
+	r := neolink(t, 30*time.Second, nil, "ping", "-n", "10", s.addr)
+	mustSucceed(t, r, "ping after a peer that did not read")
+	if code, _ := s.stop(10 * time.Second); code != 0 {
+		t.Fatalf("exit status %d", code)
+	}
+	// The ping's link may count too if this machine stalled serve for
+	// 500 ms; the non-reading link always does.
+	if log := s.Stderr(); !strings.Contains(log, "final stats: links 0 up, 2 in all") ||
+		!regexp.MustCompile(`links closed for not reading [12];`).MatchString(log) {
+		t.Errorf("serve log:\n%s", log)
+	}
+}
+
+// TestServeProcessLimit checks that a link at the process-wide handler
+// limit takes its slot from another link's idle conn.
+func TestServeProcessLimit(t *testing.T) {
+	s := startServe(t, "-max-handlers", "1")
+	a := dial(t, s.addr, proto.EncodingN)
+	ca, err := a.NewConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.Ask(&proto.Ping{}, &proto.Pong{}); err != nil {
+		t.Fatal(err)
+	}
+	// ca now idles in serve, holding the only slot.
+	b := dial(t, s.addr, proto.EncodingN)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.Ask1Context(ctx, &proto.Ping{}, &proto.Pong{}); err != nil {
+		t.Fatalf("second link: %v", err)
+	}
+	err = ca.AskContext(ctx, &proto.Ping{}, &proto.Pong{})
+	if err == nil || !strings.Contains(err.Error(), "connection closed") {
+		t.Fatalf("the idle conn of the first link: %v, want connection closed", err)
+	}
+}
+
+// TestServeLogRateLimit checks that link churn does not flood the log,
+// that the lines left out are counted, and that the counters are logged
+// periodically and on exit.
+func TestServeLogRateLimit(t *testing.T) {
+	s := startServe(t, "-stats-every", "300ms", "-handshake-timeout", "300ms")
+	// 40 links at once, so that they fall within the log's 1 s window.
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for range 40 {
+		wg.Go(func() {
+			cfg := neonet.DefaultConfig()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			link, err := neonet.DialLink(ctx, "tcp", s.addr, cfg)
+			if err == nil {
+				err = link.Ask1Context(ctx, &proto.Ping{}, &proto.Pong{})
+				link.Close()
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A peer that sends 3 bytes of a handshake and leaves.
+	nc, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Write([]byte{0, 0, 0})
+	nc.Close()
+	waitLog(t, s, "failed after 3 bytes", 10*time.Second)
+	// A silent one, which the handshake timeout closes.
+	silent, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	waitLog(t, s, "failed after 0 bytes", 10*time.Second)
+	waitLog(t, s, "stats: links 0 up, 40 in all; handshake failures 2", 10*time.Second)
+	if code, _ := s.stop(10 * time.Second); code != 0 {
+		t.Fatalf("exit status %d", code)
+	}
+	log := s.Stderr()
+	up := strings.Count(log, " up (encoding")
+	if up > 30 || !strings.Contains(log, `more "link up" lines were not logged)`) {
+		t.Errorf("%d link up lines for 40 links:\n%s", up, log)
+	}
+	if !strings.Contains(log, "final stats: links 0 up, 40 in all; handshake failures 2;") {
+		t.Errorf("no final stats:\n%s", log)
+	}
+}
+
+// TestServeEMFILE checks that running out of file descriptors is logged
+// and counted, and that serve keeps going.
+func TestServeEMFILE(t *testing.T) {
+	s := startServeCmd(t, exec.Command("sh", "-c", `ulimit -n 40 && exec "$0" serve -listen 127.0.0.1:0 -stats-every 0`, neolinkBin))
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range 60 {
+		c, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	waitLog(t, s, "too many open files: out of file descriptors, backing off", 10*time.Second)
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = nil
+	r := neolink(t, 30*time.Second, nil, "ping", "-n", "10", s.addr)
+	mustSucceed(t, r, "ping once descriptors are free again")
+	if code, _ := s.stop(10 * time.Second); code != 0 {
+		t.Fatalf("exit status %d", code)
+	}
+	if !regexp.MustCompile(`accept EMFILE [1-9]`).MatchString(s.Stderr()) {
+		t.Errorf("EMFILE not counted:\n%s", s.Stderr())
+	}
+}
+
+// TestServeHandshakeSlotsFull checks that silent peers filling the
+// listener's handshake slots are logged, and that serve recovers once
+// their handshakes time out.
+func TestServeHandshakeSlotsFull(t *testing.T) {
+	s := startServe(t, "-handshake-timeout", "1s", "-stats-every", "0")
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range listenerHandshakeSlots + 4 {
+		c, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	waitLog(t, s, "handshakes in flight, the listener's limit: new connections wait in the kernel backlog", 10*time.Second)
+	r := neolink(t, 30*time.Second, nil, "ping", "-n", "10", "-timeout", "20s", s.addr)
+	mustSucceed(t, r, "ping once the silent peers timed out")
+	waitLog(t, s, "failed after 0 bytes", 10*time.Second)
 }

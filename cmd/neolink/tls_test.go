@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -82,8 +83,14 @@ func TestTLS(t *testing.T) {
 	}
 	r := neolink(t, 30*time.Second, nil, "ping", "-n", "1", "-timeout", "20s", s.addr)
 	wantFailure(t, r, 1, "cannot connect to "+s.addr)
+	if !strings.Contains(r.stderr, "the peer may require TLS: give -ca, -cert, -key") {
+		t.Errorf("no TLS hint: %s", r.stderr)
+	}
 
 	plain := startServe(t)
 	r = neolink(t, 30*time.Second, nil, append([]string{"ping", "-n", "1", "-timeout", "20s", plain.addr}, flags...)...)
 	wantFailure(t, r, 1, "cannot connect to "+plain.addr)
+	if !strings.Contains(r.stderr, "with TLS: the peer may be a plain NEO node") {
+		t.Errorf("no hint: %s", r.stderr)
+	}
 }
