@@ -17,7 +17,7 @@ in M, header plus payload in N). Parsers check this before buffering more.
 from __future__ import annotations
 
 import struct
-from typing import Any, List, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import msgpack
 
@@ -51,7 +51,7 @@ _N_MAGIC = HANDSHAKE_N[:4]
 _READ_CHUNK = 256 * 1024
 
 
-def classify_handshake(data: bytes, expected: Optional[str] = None) -> Optional[str]:
+def classify_handshake(data: bytes, expected: str | None = None) -> str | None:
     """Classify the first bytes received from a peer.
 
     Returns ``"M"`` or ``"N"`` when ``data`` starts with that handshake (the bytes
@@ -98,11 +98,13 @@ class RawPacket(NamedTuple):
     """One framed packet before decoding its args.
 
     ``body`` is the payload ``bytes`` in N and the unpacked args object in M; pass it
-    to :meth:`Framing.decode_body`.
+    to :meth:`Framing.decode_body`. ``size`` is the packet's size on the wire
+    (what receive bounds count).
     """
     msg_id: int
     code: int
     body: Any
+    size: int = 0
 
 
 class NDecoder:
@@ -117,7 +119,7 @@ class NDecoder:
         """Number of buffered bytes of an incomplete packet."""
         return len(self._buf)
 
-    def feed(self, data: bytes) -> List[RawPacket]:
+    def feed(self, data: bytes) -> list[RawPacket]:
         """Add received bytes; return the packets they complete, in order.
 
         Raises :class:`PacketTooBigError` as soon as a header announces a packet
@@ -139,7 +141,8 @@ class NDecoder:
                 end = off + N_HEADER.size + length
                 if end > size:
                     break
-                out.append(RawPacket(msg_id, code, bytes(view[off + N_HEADER.size:end])))
+                out.append(RawPacket(msg_id, code, bytes(view[off + N_HEADER.size:end]),
+                                     end - off))
                 off = end
         if data is buf:
             del buf[:off]
@@ -163,7 +166,7 @@ class MDecoder:
         """Number of bytes received of an incomplete packet."""
         return self._fed - self._start
 
-    def feed(self, data: bytes) -> List[RawPacket]:
+    def feed(self, data: bytes) -> list[RawPacket]:
         """Add received bytes; return the packets they complete, in order.
 
         Raises :class:`PacketTooBigError` as soon as the current packet has grown
@@ -184,8 +187,8 @@ class MDecoder:
                             raise PacketTooBigError(
                                 f"M packet of {end - self._start} bytes exceeds the maximum "
                                 f"of {self._max}")
+                        out.append(self._packet(obj, end - self._start))
                         self._start = end
-                        out.append(self._packet(obj))
                 except (ValueError, msgpack.UnpackException) as e:
                     raise FramingError(f"malformed msgpack stream: {e}") from None
                 if self._fed - self._start > self._max:
@@ -195,7 +198,7 @@ class MDecoder:
         return out
 
     @staticmethod
-    def _packet(obj: Any) -> RawPacket:
+    def _packet(obj: Any, size: int) -> RawPacket:
         if type(obj) is not tuple or len(obj) != 3:
             what = f"{len(obj)}-element array" if type(obj) is tuple else wire_name(obj)
             raise FramingError(f"packet must be [msg_id, msg_code, args], got a {what}")
@@ -204,7 +207,7 @@ class MDecoder:
             raise FramingError(f"bad msg_id {msg_id!r} (want u32)")
         if type(code) is not int or not 0 <= code <= 0xffff:
             raise FramingError(f"bad msg_code {code!r} (want u16)")
-        return RawPacket(msg_id, code, args)
+        return RawPacket(msg_id, code, args, size)
 
 
 class Framing:

@@ -12,7 +12,8 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Awaitable, Callable, List, Optional, Sequence, Tuple
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from neolinkpy import catalog
 from neolinkpy.framing import FRAMINGS, MDecoder, NDecoder, RawPacket
@@ -48,7 +49,7 @@ class ServerProcess:
     never block on a full pipe.
     """
 
-    def __init__(self, argv: Sequence[str], env: Optional[dict] = None,
+    def __init__(self, argv: Sequence[str], env: dict | None = None,
                  start_timeout: float = 20.0) -> None:
         self.argv = list(argv)
         self._stderr = tempfile.TemporaryFile(mode="w+")
@@ -84,7 +85,7 @@ class ServerProcess:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> Tuple[int, str]:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> tuple[int, str]:
         """Send ``sig`` to the server; return its exit status and stderr."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
@@ -124,7 +125,7 @@ class RawPeer:
         self.reader, self.writer = reader, writer
         self.framing = FRAMINGS[encoding]
         self._decoder = MDecoder() if encoding == "M" else NDecoder()
-        self._packets: List[RawPacket] = []
+        self._packets: list[RawPacket] = []
 
     async def handshake(self) -> None:
         """Send our handshake and check the peer's."""
@@ -138,7 +139,7 @@ class RawPeer:
     def send_raw(self, data: bytes) -> None:
         self.writer.write(data)
 
-    async def recv(self) -> Tuple[int, catalog.Message]:
+    async def recv(self) -> tuple[int, catalog.Message]:
         """The next packet as (msg_id, message)."""
         while not self._packets:
             data = await self.reader.read(65536)

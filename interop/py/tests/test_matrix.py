@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 import subprocess
-from typing import List, Optional
+
 
 import pytest
 
@@ -50,7 +50,7 @@ def go_bin() -> str:
     return path
 
 
-def cli(impl: str) -> List[str]:
+def cli(impl: str) -> list[str]:
     """Command prefix of the CLI of implementation ``impl`` ("go" or "py")."""
     return [go_bin()] if impl == "go" else [PYTHON, "-m", "neolinkpy"]
 
@@ -189,14 +189,14 @@ BAD_LINES = [
 ]
 
 
-def _run_go(args: List[str], stdin: Optional[str] = None) -> List[str]:
+def _run_go(args: list[str], stdin: str | None = None) -> list[str]:
     res = subprocess.run([go_bin(), *args], input=stdin, capture_output=True, text=True,
                          timeout=60)
     assert res.returncode == 0, f"neolink {' '.join(args)}: {res.stderr}"
     return [line for line in res.stdout.splitlines() if line.strip()]
 
 
-def _first_difference(sent: List[str], got: List[str]) -> str:
+def _first_difference(sent: list[str], got: list[str]) -> str:
     for a, b in zip(sent, got):
         if a.lower() != b.lower():
             cls = c.PACKETS.get(int(a.split()[0]))
