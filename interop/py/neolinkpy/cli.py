@@ -384,3 +384,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "codec-echo":
         return codec_echo_main()
     return codec_random_main(args)
+
+
+def console_main() -> None:
+    """Entry point of the ``neolinkpy`` console script."""
+    sys.exit(main())
