@@ -639,25 +639,35 @@ class Link:
 
     def _taken(self, size: int) -> None:
         self.stats.queued -= size
-        if self._paused and self.stats.queued < self.config.link_recv_buffer:
+        if self._paused:
             self._maybe_resume()
 
-    def _must_pause(self) -> bool:
-        return self.stats.queued >= self.config.link_recv_buffer and not self._hungry
+    def _blocked(self, size: int) -> bool:
+        """Whether a packet of ``size`` bytes must wait: it would take the link
+        past its bound and no receiver is starving (then neonet's overflow rule
+        applies instead)."""
+        queued = self.stats.queued
+        return (queued > 0 and queued + size > self.config.link_recv_buffer
+                and not self._hungry)
 
     def _maybe_resume(self) -> None:
-        if not self._paused or self._down or self._must_pause():
+        if not self._paused or self._down:
+            return
+        if self._held:
+            if self._blocked(self._held[0].size):
+                return
+            self._paused = False
+            self._loop.call_soon(self._route_held)
+            return
+        if self.stats.queued >= self.config.link_recv_buffer and not self._hungry:
             return
         self._paused = False
-        if self._held:
-            self._loop.call_soon(self._route_held)
-        else:
-            self._transport.resume_reading()
+        self._transport.resume_reading()
 
     def _route_held(self) -> None:
         held = self._held
-        while held and not self._down:
-            if self._must_pause():
+        while held and not self._down and not self._paused:
+            if self._blocked(held[0].size):
                 self._pause()
                 return
             self._route(*held.popleft())
@@ -938,7 +948,7 @@ class Link:
         for i, pkt in enumerate(packets):
             if self._down:
                 return
-            if self.stats.queued >= self.config.link_recv_buffer and not self._hungry:
+            if self._blocked(pkt.size):
                 self._held.extend(packets[i:])
                 self._pause()
                 return
