@@ -49,6 +49,8 @@ ENCODINGS = ("N", "M")
 _M_MAGIC = HANDSHAKE_M[:5]
 _N_MAGIC = HANDSHAKE_N[:4]
 _READ_CHUNK = 256 * 1024
+#: N payloads from this size on are passed on as memoryviews instead of copies.
+_BIG_PAYLOAD = 64 * 1024
 
 
 def classify_handshake(data: bytes, expected: str | None = None) -> str | None:
@@ -97,8 +99,9 @@ def classify_handshake(data: bytes, expected: str | None = None) -> str | None:
 class RawPacket(NamedTuple):
     """One framed packet before decoding its args.
 
-    ``body`` is the payload ``bytes`` in N and the unpacked args object in M; pass it
-    to :meth:`Framing.decode_body`. ``size`` is the packet's size on the wire
+    ``body`` is the payload in N (``bytes``, or a read-only ``memoryview`` for
+    large ones) and the unpacked args object in M; pass it to
+    :meth:`Framing.decode_body`. ``size`` is the packet's size on the wire
     (what receive bounds count).
     """
     msg_id: int
@@ -111,13 +114,17 @@ class NDecoder:
     """Incremental parser of an N packet stream (after the handshake)."""
 
     def __init__(self, max_size: int = MAX_PACKET_SIZE) -> None:
-        self._buf = bytearray()
+        # Bytes of an incomplete packet, kept as received: a large packet is
+        # joined once, when complete, instead of being copied at every read.
+        self._parts: list[bytes] = []
+        self._have = 0
+        self._need = 0          # size of the incomplete packet, 0 while unknown
         self._max_payload = max_size - N_HEADER.size
 
     @property
     def pending(self) -> int:
         """Number of buffered bytes of an incomplete packet."""
-        return len(self._buf)
+        return self._have
 
     def feed(self, data: bytes) -> list[RawPacket]:
         """Add received bytes; return the packets they complete, in order.
@@ -125,29 +132,41 @@ class NDecoder:
         Raises :class:`PacketTooBigError` as soon as a header announces a packet
         larger than the maximum size.
         """
-        buf = self._buf
-        if buf:
-            buf += data
-            data = buf
+        if self._parts:
+            self._parts.append(data)
+            self._have += len(data)
+            if self._have < self._need:
+                return []
+            data = b"".join(self._parts)
+            self._parts = []
         out = []
         off, size = 0, len(data)
+        header = N_HEADER.size
         with memoryview(data) as view:
-            while size - off >= N_HEADER.size:
+            while size - off >= header:
                 msg_id, code, length = N_HEADER.unpack_from(view, off)
                 if length > self._max_payload:
                     raise PacketTooBigError(
-                        f"N packet of {length + N_HEADER.size} bytes exceeds the maximum "
-                        f"of {self._max_payload + N_HEADER.size}")
-                end = off + N_HEADER.size + length
+                        f"N packet of {length + header} bytes exceeds the maximum "
+                        f"of {self._max_payload + header}")
+                end = off + header + length
                 if end > size:
+                    self._need = end - off
                     break
-                out.append(RawPacket(msg_id, code, bytes(view[off + N_HEADER.size:end]),
-                                     end - off))
+                if length < _BIG_PAYLOAD:
+                    body: Any = bytes(view[off + header:end])
+                else:   # a view of data, which nothing else holds: spare a copy
+                    body = memoryview(data)[off + header:end]
+                out.append(RawPacket(msg_id, code, body, end - off))
                 off = end
-        if data is buf:
-            del buf[:off]
-        else:
-            self._buf = bytearray(memoryview(data)[off:])
+            else:
+                self._need = 0
+            if off < size:
+                rest = bytes(view[off:])
+                self._parts = [rest]
+                self._have = len(rest)
+            else:
+                self._have = 0
         return out
 
 

@@ -258,7 +258,17 @@ class Conn:
                 raise ConnClosedError(f"conn {self.id} is closed")
             if link._down:
                 raise link._down_error()
-            item = await link._wait(self._waiters, self._requeue)
+            # link._wait, inlined: this is the path of every round trip
+            fut = link._loop.create_future()
+            self._waiters.append(fut)
+            link._hungry += 1
+            if link._paused:
+                link._maybe_resume()
+            try:
+                item = await fut
+            except asyncio.CancelledError:
+                link._cancelled(fut, self._waiters, self._requeue)
+                raise
             if item is not None:
                 return link._framing.decode_body(item[0], item[1])
 
@@ -269,9 +279,20 @@ class Conn:
         request, which is returned); another unexpected message raises
         :class:`UnexpectedAnswerError`.
         """
-        _check_request(request)
-        await self.send(request)
-        return check_answer(request, await self.recv())
+        if type(request).answer is None:
+            _check_request(request)
+        if self._closed:
+            raise ConnClosedError(f"conn {self.id} is closed")
+        link = self.link
+        if link._down:
+            raise link._down_error()
+        link._transport.write(link._framing.encode(self.id, request))
+        if not link._can_write.is_set():
+            await link._drain()
+        answer = await self.recv()
+        if type(answer) is type(request).answer:
+            return answer
+        return check_answer(request, answer)
 
     def close(self) -> None:
         """Close the conn on our side. Unread packets are dropped; pending
@@ -601,17 +622,21 @@ class Link:
         try:
             return await fut
         except asyncio.CancelledError:
-            if not fut.cancelled():
-                item = fut.result()
-                if item is not None:
-                    requeue(item)
-            else:
-                try:
-                    waiters.remove(fut)
-                    self._hungry -= 1
-                except ValueError:
-                    pass
+            self._cancelled(fut, waiters, requeue)
             raise
+
+    def _cancelled(self, fut: asyncio.Future, waiters: collections.deque[asyncio.Future],
+                   requeue: Callable[[Any], None]) -> None:
+        if not fut.cancelled():
+            item = fut.result()
+            if item is not None:
+                requeue(item)
+            return
+        try:
+            waiters.remove(fut)
+            self._hungry -= 1
+        except ValueError:
+            pass
 
     def _give(self, waiters: collections.deque[asyncio.Future], item: Any) -> bool:
         """Give ``item`` to the first waiter not cancelled; False if there is none."""
@@ -948,7 +973,7 @@ class Link:
         for i, pkt in enumerate(packets):
             if self._down:
                 return
-            if self._blocked(pkt.size):
+            if not self._hungry and self._blocked(pkt.size):
                 self._held.extend(packets[i:])
                 self._pause()
                 return
