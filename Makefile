@@ -34,19 +34,37 @@ gotest: py-deps
 benchtest:
 	cd bench && $(GO) test -timeout 10m ./...
 
+# The Python suite: the Go/Python matrix (plain and TLS), receive bounds under a
+# Go flood, and `pip install` of interop/py into a fresh venv.
 interop: build py-deps
 	cd interop/py && NEOLINK_BIN=$(NEOLINK) $(PY) -m pytest -q -p no:cacheprovider
 
-# Debian's python3 with python3-msgpack and python3-pytest; PyPI is not used.
+# Debian's python3 with python3-msgpack and python3-pytest, plus what packaging
+# and TLS tests use: python3-setuptools and python3-venv (offline pip install)
+# and openssl (test certificates). PyPI is not used.
 py-deps:
-	@if ! $(PY) -c 'import msgpack, pytest' 2>/dev/null; then \
+	@if ! $(PY) -c 'import msgpack, pytest, setuptools, ensurepip' 2>/dev/null \
+	    || ! command -v openssl >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing python3-msgpack python3-pytest with apt-get"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-msgpack python3-pytest >/dev/null; \
+	    echo "installing python3-msgpack python3-pytest python3-setuptools python3-venv openssl with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      python3-msgpack python3-pytest python3-setuptools python3-venv openssl >/dev/null; \
 	  else \
-	    echo "error: $(PY) needs msgpack and pytest: run 'sudo apt-get install python3-msgpack python3-pytest'" >&2; exit 1; \
+	    echo "error: $(PY) needs msgpack, pytest, setuptools and venv, and openssl is needed: run" \
+	      "'sudo apt-get install python3-msgpack python3-pytest python3-setuptools python3-venv openssl'" >&2; exit 1; \
 	  fi; \
 	fi
+
+# Refresh the schema copy that interop/py ships as package data (a test checks
+# that it equals proto/schema/neo-v5.schema byte for byte).
+py-schema:
+	cp proto/schema/neo-v5.schema interop/py/neolinkpy/neo-v5.schema
+
+# neolinkpy next to NEO/py's own connection classes against `neolink serve`:
+# make py-bench NEOPY=path/to/neoppod.tar.gz (or its source directory).
+py-bench: build
+	@if [ -z "$(NEOPY)" ]; then echo "usage: make py-bench NEOPY=<NEO/py source dir or .tar.gz>" >&2; exit 2; fi
+	$(PY) interop/py/bench_vs_neopy.py --neolink $(NEOLINK) --neopy $(NEOPY) --tls
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzPacketReaderN$$' -fuzztime $(FUZZTIME) ./proto
