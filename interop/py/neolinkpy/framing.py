@@ -49,8 +49,6 @@ ENCODINGS = ("N", "M")
 _M_MAGIC = HANDSHAKE_M[:5]
 _N_MAGIC = HANDSHAKE_N[:4]
 _READ_CHUNK = 256 * 1024
-#: N payloads from this size on are passed on as memoryviews instead of copies.
-_BIG_PAYLOAD = 64 * 1024
 
 
 def classify_handshake(data: bytes, expected: str | None = None) -> str | None:
@@ -99,9 +97,9 @@ def classify_handshake(data: bytes, expected: str | None = None) -> str | None:
 class RawPacket(NamedTuple):
     """One framed packet before decoding its args.
 
-    ``body`` is the payload in N (``bytes``, or a read-only ``memoryview`` for
-    large ones) and the unpacked args object in M; pass it to
-    :meth:`Framing.decode_body`. ``size`` is the packet's size on the wire
+    ``body`` is the payload in N (``bytes``, or a ``memoryview`` of a buffer of
+    its own for a packet larger than the read buffer) and the unpacked args
+    object in M; pass it to :meth:`Framing.decode_body`. ``size`` is the packet's size on the wire
     (what receive bounds count).
     """
     msg_id: int
@@ -111,62 +109,94 @@ class RawPacket(NamedTuple):
 
 
 class NDecoder:
-    """Incremental parser of an N packet stream (after the handshake)."""
+    """Incremental parser of an N packet stream (after the handshake).
+
+    It owns its receive buffer: :meth:`get_buffer` says where the next bytes
+    go (for asyncio's ``BufferedProtocol``, so that the transport receives, or
+    TLS decrypts, straight into it) and :meth:`buffer_updated` parses them. A
+    packet larger than the buffer gets a buffer of its own, exactly its size,
+    which becomes the packet's body: a large payload is received in place, not
+    copied. :meth:`feed` does the same for bytes received elsewhere.
+    """
 
     def __init__(self, max_size: int = MAX_PACKET_SIZE) -> None:
-        # Bytes of an incomplete packet, kept as received: a large packet is
-        # joined once, when complete, instead of being copied at every read.
-        self._parts: list[bytes] = []
-        self._have = 0
-        self._need = 0          # size of the incomplete packet, 0 while unknown
+        self._buf = bytearray(_READ_CHUNK)
+        self._view = memoryview(self._buf)
+        self._start = 0         # unparsed bytes are _buf[_start:_end]
+        self._end = 0
+        self._big: bytearray | None = None      # the packet being received in place
+        self._big_fill = 0
         self._max_payload = max_size - N_HEADER.size
 
     @property
     def pending(self) -> int:
         """Number of buffered bytes of an incomplete packet."""
-        return self._have
+        return self._big_fill if self._big is not None else self._end - self._start
 
-    def feed(self, data: bytes) -> list[RawPacket]:
-        """Add received bytes; return the packets they complete, in order.
+    def get_buffer(self) -> memoryview:
+        """Where to put the next received bytes (never empty)."""
+        big = self._big
+        if big is not None:
+            return memoryview(big)[self._big_fill:]
+        if self._end == len(self._buf):
+            n = self._end - self._start
+            self._buf[:n] = self._view[self._start:self._end]
+            self._start, self._end = 0, n
+        return self._view[self._end:]
+
+    def buffer_updated(self, nbytes: int) -> list[RawPacket]:
+        """Parse ``nbytes`` new bytes written at :meth:`get_buffer`; return the
+        packets they complete, in order.
 
         Raises :class:`PacketTooBigError` as soon as a header announces a packet
         larger than the maximum size.
         """
-        if self._parts:
-            self._parts.append(data)
-            self._have += len(data)
-            if self._have < self._need:
+        big = self._big
+        if big is not None:
+            self._big_fill += nbytes
+            if self._big_fill < len(big):
                 return []
-            data = b"".join(self._parts)
-            self._parts = []
+            self._big = None
+            msg_id, code, _ = N_HEADER.unpack_from(big)
+            return [RawPacket(msg_id, code, memoryview(big)[N_HEADER.size:], len(big))]
+        self._end += nbytes
         out = []
-        off, size = 0, len(data)
+        view, start, end = self._view, self._start, self._end
         header = N_HEADER.size
-        with memoryview(data) as view:
-            while size - off >= header:
-                msg_id, code, length = N_HEADER.unpack_from(view, off)
-                if length > self._max_payload:
-                    raise PacketTooBigError(
-                        f"N packet of {length + header} bytes exceeds the maximum "
-                        f"of {self._max_payload + header}")
-                end = off + header + length
-                if end > size:
-                    self._need = end - off
-                    break
-                if length < _BIG_PAYLOAD:
-                    body: Any = bytes(view[off + header:end])
-                else:   # a view of data, which nothing else holds: spare a copy
-                    body = memoryview(data)[off + header:end]
-                out.append(RawPacket(msg_id, code, body, end - off))
-                off = end
-            else:
-                self._need = 0
-            if off < size:
-                rest = bytes(view[off:])
-                self._parts = [rest]
-                self._have = len(rest)
-            else:
-                self._have = 0
+        while end - start >= header:
+            msg_id, code, length = N_HEADER.unpack_from(view, start)
+            if length > self._max_payload:
+                raise PacketTooBigError(
+                    f"N packet of {length + header} bytes exceeds the maximum "
+                    f"of {self._max_payload + header}")
+            total = header + length
+            if end - start < total:
+                if total > len(view):
+                    # receive the rest in place, in a buffer of its own
+                    have = end - start
+                    big = self._big = bytearray(total)
+                    big[:have] = view[start:end]
+                    self._big_fill = have
+                    start = end
+                break
+            out.append(RawPacket(msg_id, code, bytes(view[start + header:start + total]), total))
+            start += total
+        if start == end:
+            start = end = 0
+        self._start, self._end = start, end
+        return out
+
+    def feed(self, data: bytes) -> list[RawPacket]:
+        """Add bytes received elsewhere; return the packets they complete."""
+        out: list[RawPacket] = []
+        src = memoryview(data)
+        i, size = 0, len(src)
+        while i < size:
+            buf = self.get_buffer()
+            n = min(len(buf), size - i)
+            buf[:n] = src[i:i + n]
+            i += n
+            out += self.buffer_updated(n)
         return out
 
 
@@ -179,11 +209,20 @@ class MDecoder:
                                           read_size=65536, **UNPACK_OPTIONS)
         self._fed = 0
         self._start = 0
+        self._scratch = memoryview(bytearray(_READ_CHUNK))
 
     @property
     def pending(self) -> int:
         """Number of bytes received of an incomplete packet."""
         return self._fed - self._start
+
+    def get_buffer(self) -> memoryview:
+        """Where to put the next received bytes (see :class:`NDecoder`)."""
+        return self._scratch
+
+    def buffer_updated(self, nbytes: int) -> list[RawPacket]:
+        """Parse ``nbytes`` new bytes written at :meth:`get_buffer`."""
+        return self.feed(self._scratch[:nbytes])
 
     def feed(self, data: bytes) -> list[RawPacket]:
         """Add received bytes; return the packets they complete, in order.

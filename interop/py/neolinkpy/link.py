@@ -61,7 +61,7 @@ from .catalog import Message
 from .errors import (ConnClosedError, ConnOverflowError, DecodeError, FramingError,
                      HandshakeError, LinkClosedError, NeoError, NeoLinkError,
                      PlainPeerError, UnexpectedAnswerError)
-from .framing import TLS_HANDSHAKE_BYTE, Framing, classify_handshake, framing
+from .framing import TLS_HANDSHAKE_BYTE, Framing, RawPacket, classify_handshake, framing
 from .schema import ANSWER_BIT, ERROR_CODE
 
 log = logging.getLogger("neolinkpy")
@@ -963,8 +963,21 @@ class Link:
         except FramingError as e:
             self._fail(f"malformed stream: {e}", e)
             return
-        if not packets:
+        if packets:
+            self._packets_received(packets)
+
+    def _buffer_updated(self, nbytes: int) -> None:
+        if self._down:
             return
+        try:
+            packets = self._decoder.buffer_updated(nbytes)
+        except FramingError as e:
+            self._fail(f"malformed stream: {e}", e)
+            return
+        if packets:
+            self._packets_received(packets)
+
+    def _packets_received(self, packets: list[RawPacket]) -> None:
         self._last_recv = self._loop.time()
         if self._held:
             self._held.extend(packets)
@@ -1148,8 +1161,11 @@ def _set_tcp_keepalive(transport: asyncio.BaseTransport) -> None:
         log.debug("cannot set TCP keepalive: %s", e)
 
 
-class _LinkProtocol(asyncio.Protocol):
-    """asyncio protocol: runs the NEO handshake, then hands the stream to a Link."""
+class _LinkProtocol(asyncio.BufferedProtocol):
+    """asyncio protocol: runs the NEO handshake, then hands the stream to a Link.
+
+    Buffered: the transport receives (or TLS decrypts) straight into the
+    buffers of the link's packet parser."""
 
     def __init__(self, encoding: str | None, routing: str | None, dialer: bool,
                  on_done: LinkCallback, timeout: float,
@@ -1164,6 +1180,7 @@ class _LinkProtocol(asyncio.Protocol):
         self._config = config
         self._transport: asyncio.Transport | None = None
         self._buf = bytearray()
+        self._scratch = memoryview(bytearray(4096))    # until the handshake is done
         self._timer: asyncio.TimerHandle | None = None
         self._paused = False
         self._finished = False
@@ -1179,11 +1196,20 @@ class _LinkProtocol(asyncio.Protocol):
             self._timeout, self._fail, HandshakeError(
                 f"no handshake from the peer within {self._timeout:g}s"))
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
         link = self.link
         if link is not None:
-            link._data_received(data)
+            return link._decoder.get_buffer()
+        return self._scratch
+
+    def buffer_updated(self, nbytes: int) -> None:
+        link = self.link
+        if link is not None:
+            link._buffer_updated(nbytes)
             return
+        self._handshake_data(bytes(self._scratch[:nbytes]))
+
+    def _handshake_data(self, data: bytes) -> None:
         if self._finished:
             return
         self._buf += data
