@@ -125,7 +125,9 @@ class NDecoder:
         self._start = 0         # unparsed bytes are _buf[_start:_end]
         self._end = 0
         self._big: bytearray | None = None      # the packet being received in place
+        self._big_size = 0
         self._big_fill = 0
+        self._spare: bytearray | None = None    # a big buffer given back by recycle()
         self._max_payload = max_size - N_HEADER.size
 
     @property
@@ -137,7 +139,7 @@ class NDecoder:
         """Where to put the next received bytes (never empty)."""
         big = self._big
         if big is not None:
-            return memoryview(big)[self._big_fill:]
+            return memoryview(big)[self._big_fill:self._big_size]
         if self._end == len(self._buf):
             n = self._end - self._start
             self._buf[:n] = self._view[self._start:self._end]
@@ -154,11 +156,12 @@ class NDecoder:
         big = self._big
         if big is not None:
             self._big_fill += nbytes
-            if self._big_fill < len(big):
+            size = self._big_size
+            if self._big_fill < size:
                 return []
             self._big = None
             msg_id, code, _ = N_HEADER.unpack_from(big)
-            return [RawPacket(msg_id, code, memoryview(big)[N_HEADER.size:], len(big))]
+            return [RawPacket(msg_id, code, memoryview(big)[N_HEADER.size:size], size)]
         self._end += nbytes
         out = []
         view, start, end = self._view, self._start, self._end
@@ -174,9 +177,13 @@ class NDecoder:
                 if total > len(view):
                     # receive the rest in place, in a buffer of its own
                     have = end - start
-                    big = self._big = bytearray(total)
+                    big = self._spare
+                    if big is not None and len(big) >= total:
+                        self._spare = None
+                    else:
+                        big = bytearray(total)
                     big[:have] = view[start:end]
-                    self._big_fill = have
+                    self._big, self._big_size, self._big_fill = big, total, have
                     start = end
                 break
             out.append(RawPacket(msg_id, code, bytes(view[start + header:start + total]), total))
@@ -185,6 +192,20 @@ class NDecoder:
             start = end = 0
         self._start, self._end = start, end
         return out
+
+    def recycle(self, body: Any) -> None:
+        """Give back the body of a packet once decoded: a large one's buffer
+        is then reused for the next large packet (fresh memory costs page
+        faults). The body must not be used afterwards."""
+        if type(body) is not memoryview:
+            return
+        buf = body.obj
+        try:
+            body.release()
+        except BufferError:
+            return
+        if type(buf) is bytearray and (self._spare is None or len(buf) > len(self._spare)):
+            self._spare = buf
 
     def feed(self, data: bytes) -> list[RawPacket]:
         """Add bytes received elsewhere; return the packets they complete."""
@@ -223,6 +244,9 @@ class MDecoder:
     def buffer_updated(self, nbytes: int) -> list[RawPacket]:
         """Parse ``nbytes`` new bytes written at :meth:`get_buffer`."""
         return self.feed(self._scratch[:nbytes])
+
+    def recycle(self, body: Any) -> None:
+        """Nothing to give back in M (see :meth:`NDecoder.recycle`)."""
 
     def feed(self, data: bytes) -> list[RawPacket]:
         """Add received bytes; return the packets they complete, in order.

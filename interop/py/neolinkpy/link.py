@@ -251,7 +251,7 @@ class Conn:
                 code, body, size = self._rxq.popleft()
                 self._rxbytes -= size
                 link._taken(size)
-                return link._framing.decode_body(code, body)
+                return link._decode(code, body)
             if self._error is not None:
                 raise self._error
             if self._closed:
@@ -270,7 +270,7 @@ class Conn:
                 link._cancelled(fut, self._waiters, self._requeue)
                 raise
             if item is not None:
-                return link._framing.decode_body(item[0], item[1])
+                return link._decode(item[0], item[1])
 
     async def ask(self, request: Message) -> Message:
         """Send a request and return its answer (the next message of this conn).
@@ -605,6 +605,13 @@ class Link:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    def _decode(self, code: int, body: Any) -> Message:
+        try:
+            return self._framing.decode_body(code, body)
+        finally:
+            if type(body) is memoryview:
+                self._decoder.recycle(body)
+
     # -- waiting and receive bounds --------------------------------------------
 
     async def _wait(self, waiters: collections.deque[asyncio.Future],
@@ -863,7 +870,7 @@ class Link:
 
     async def _dispatch_one(self, conn: Conn, code: int, body: Any, size: int) -> None:
         try:
-            msg = self._framing.decode_body(code, body)
+            msg = self._decode(code, body)
         except DecodeError as e:
             log.warning("%s: malformed packet on id %d: %s", self, conn.id, e)
             if not code & ANSWER_BIT and not conn.closed:
