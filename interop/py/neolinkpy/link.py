@@ -937,11 +937,6 @@ class Link:
         if self._down:
             raise self._down_error()
 
-    def _write(self, data: bytes) -> None:
-        if self._down:
-            raise self._down_error()
-        self._transport.write(data)
-
     def _reply_error(self, conn_id: int, text: str) -> None:
         """Send ``Error(PROTOCOL_ERROR, text)`` on ``conn_id`` without waiting."""
         if not self._down:

@@ -7,6 +7,7 @@ against a Python receiver that reads slowly, and check that memory stays flat.
 
 import asyncio
 import hashlib
+import random
 
 import pytest
 
@@ -331,3 +332,36 @@ async def test_tls_rejections(tls_files, other_tls_files):
         with pytest.raises(HandshakeError):
             link = await dial("127.0.0.1", lst.address[1], "N", tls=good)
             await link.ask1(c.Ping())
+
+
+@async_test(timeout=30)
+async def test_cancelled_receivers_leave_no_trace():
+    """Hundreds of asks and accepts cut short by timeouts at random moments: no
+    waiter, queued byte or pause is left behind, and the link still works."""
+    rng = random.Random(7)
+    async with listen("127.0.0.1", 0, "N", handler=Master("neotest", None).serve_link,
+                      config=Config(conn_recv_buffer=MIB, link_recv_buffer=2 * MIB)) as lst:
+        async with dial("127.0.0.1", lst.address[1], "N",
+                        config=Config(conn_recv_buffer=MIB, link_recv_buffer=2 * MIB)) as link:
+            async def one(i):
+                conn = link.new_conn()
+                try:
+                    async with asyncio.timeout(rng.random() * 0.02):
+                        await conn.ask(c.AskObject(rng.choice((10, 100_000, 600_000)), None, None))
+                except TimeoutError:
+                    pass
+                finally:
+                    conn.close()
+
+            async def accepting():
+                for _ in range(50):
+                    try:
+                        async with asyncio.timeout(0.001):
+                            await link.accept()
+                    except TimeoutError:
+                        pass
+
+            await asyncio.gather(accepting(), *(one(i) for i in range(300)))
+            assert link._hungry == 0 and not link._accept_waiters
+            assert link.stats.queued == 0 and not link._paused and not link._local
+            assert await link.ask1(c.Ping()) == c.Pong()
