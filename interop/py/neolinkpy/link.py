@@ -198,8 +198,12 @@ class Conn:
     """One conn (stream) of a link, named by its msg_id.
 
     Obtain one with :meth:`Link.new_conn` (initiated by us) or :meth:`Link.accept`
-    (initiated by the peer). Any number of tasks may :meth:`recv` at once: they
-    get the packets in the order they called it.
+    (initiated by the peer). Any number of tasks of the link's event loop may
+    :meth:`send`, :meth:`recv` and :meth:`ask` at once: receivers get the
+    packets in the order they called :meth:`recv`, so concurrent :meth:`ask`
+    calls on one conn only make sense when the peer answers in order. NEO has
+    no close frame: :meth:`close` only ends our use of the id; a conn also
+    ends when its link goes down.
     """
     __slots__ = ("link", "id", "initiated_by_us", "_rxq", "_rxbytes", "_waiters",
                  "_rx_open", "_closed", "_error", "_light", "_dispatch")
@@ -442,10 +446,14 @@ class _IdWindow:
 
 
 class Link:
-    """One established link: the handshake is done and packets flow.
+    """One established link: the handshakes are done and packets flow.
 
     Get one with :func:`dial` or from :func:`listen`. Usable as an async context
-    manager (:meth:`aclose` on exit).
+    manager (:meth:`aclose` on exit). Any number of tasks of the event loop
+    that made it may use it and its conns at once; it is not thread safe. Once
+    down (:attr:`closed`), it stays down: every pending and later operation
+    raises :class:`LinkClosedError`, and :meth:`wait_closed` returns once the
+    connection is closed.
     """
 
     def __init__(self, transport: asyncio.Transport, framing_: Framing, routing: str,
@@ -1037,14 +1045,15 @@ class Link:
                 self._refuse(msg_id, code, "connection closed")
             return
         handler = self._serve_handler
-        if handler is None and not self._answerbit:
-            if self._peer_ids.seen(msg_id):
-                self._refuse(msg_id, code, "connection closed")
-                return
-            self._peer_ids.mark(msg_id)
+        window = handler is None and not self._answerbit
+        if window and self._peer_ids.seen(msg_id):
+            self._refuse(msg_id, code, "connection closed")
+            return
         if code == ERROR_CODE:
             self._unsolicited_error(msg_id, body)       # an Error never opens a conn
             return
+        if window:
+            self._peer_ids.mark(msg_id)
         if code == _PING_CODE and self.config.answer_ping:
             self._transport.write(self._framing.encode(msg_id, catalog.Pong()))
             return
@@ -1384,7 +1393,11 @@ def _log_handshake_error(peer: Any, exc: BaseException) -> None:
 
 
 class Listener:
-    """A listening socket that hands out links (see :func:`listen`)."""
+    """A listening socket that hands out links (see :func:`listen`).
+
+    Usable as an async context manager (on exit: :meth:`close`, then
+    :meth:`wait_closed`). :meth:`close` stops listening and closes every link
+    it handed out; it belongs to the event loop that made it."""
 
     def __init__(self, encoding: str | None, routing: str | None,
                  handler: LinkHandler | None, handshake_timeout: float,
