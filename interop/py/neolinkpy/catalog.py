@@ -1,7 +1,8 @@
 """The NEO message catalog, generated at import time from the schema file.
 
-The schema (``proto/schema/neo-v5.schema``, or ``$NEOLINK_SCHEMA``) is read once
-when this module is imported. It defines, as attributes of this module:
+The schema (the copy of neolink's ``proto/schema/neo-v5.schema`` shipped in
+this package, or the file ``$NEOLINK_SCHEMA`` names) is read once when this
+module is imported. It defines, as attributes of this module:
 
 * one :class:`enum.IntEnum` per schema enum (``NodeTypes``, ``ErrorCodes``, ...);
 * one named tuple class per schema struct (``Address``, ``NodeInfo``, ...);
