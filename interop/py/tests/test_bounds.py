@@ -307,6 +307,20 @@ async def test_shutdown_flushes_and_waits_for_conns():
             assert result == [True]
 
 
+@async_test(timeout=10)
+async def test_shutdown_times_out_on_a_conn_left_open():
+    lst, link, peer = await raw_link("N")
+    async with lst:
+        peer.send(1, c.Ping())
+        conn = await link.accept()
+        assert not await link.shutdown(timeout=0.2)     # conn never closed: aborted
+        assert link.closed
+        assert await conn.recv() == c.Ping()              # what was received is still read
+        with pytest.raises(LinkClosedError):
+            await conn.recv()
+        peer.close()
+
+
 # -- TLS -------------------------------------------------------------------------
 
 @async_test(timeout=20)
