@@ -234,7 +234,7 @@ def main() -> None:
         results: dict[tuple[str, str], list[dict]] = {}
         for label, tls in setups:
             server = Server(args.neolink, tls)
-            kinds = list(CLIENTS) if not tls else ["neopy", "neolinkpy-M"]
+            kinds = list(CLIENTS)
             try:
                 for _ in range(args.rounds):
                     for kind in kinds:
