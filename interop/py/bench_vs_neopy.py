@@ -43,6 +43,14 @@ WARMUP = 200
 
 # -- clients (run in a child process each) ----------------------------------------
 
+def result(pings: int, rtt: float, rtt_cpu: float, objects: int, bulk: float,
+           bulk_cpu: float) -> dict:
+    """Rates, and the client's own CPU time per operation (user + system):
+    that one depends little on what else the machine runs."""
+    return {"rps": pings / rtt, "mibps": objects / bulk,
+            "cpu_us_per_rt": rtt_cpu / pings * 1e6, "cpu_ms_per_mib": bulk_cpu / objects * 1e3}
+
+
 def neopy_client(address: str, pings: int, objects: int, tls: list[str]) -> dict:
     """Measure with NEO/py's connection classes and event loop."""
     from neo.lib.app import BaseApplication
@@ -81,17 +89,17 @@ def neopy_client(address: str, pings: int, objects: int, tls: list[str]) -> dict
     ask(Packets.RequestIdentification(NodeTypes.CLIENT, None, None, "neo", None, {}))
     for _ in range(WARMUP):
         ask(Packets.Ping())
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(pings):
         ask(Packets.Ping())
-    rtt = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    rtt, rtt_cpu = time.perf_counter() - t0, time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(objects):
         answer = ask(Packets.AskObject(p64(MIB), None, None))
         if len(answer[5]) != MIB:
             raise SystemExit("NEO/py client: bad object")
-    bulk = time.perf_counter() - t0
-    return {"rps": pings / rtt, "mibps": objects / bulk}
+    bulk, bulk_cpu = time.perf_counter() - t0, time.process_time() - c0
+    return result(pings, rtt, rtt_cpu, objects, bulk, bulk_cpu)
 
 
 def neolinkpy_client(address: str, pings: int, objects: int, tls: list[str],
@@ -109,17 +117,17 @@ def neolinkpy_client(address: str, pings: int, objects: int, tls: list[str],
             ask = conn.ask
             for _ in range(WARMUP):
                 await ask(Ping())
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for _ in range(pings):
                 await ask(Ping())
-            rtt = time.perf_counter() - t0
-            t0 = time.perf_counter()
+            rtt, rtt_cpu = time.perf_counter() - t0, time.process_time() - c0
+            t0, c0 = time.perf_counter(), time.process_time()
             for _ in range(objects):
                 answer = await ask(AskObject(MIB, None, None))
                 if len(answer.data) != MIB:
                     raise SystemExit("neolinkpy client: bad object")
-            bulk = time.perf_counter() - t0
-            return {"rps": pings / rtt, "mibps": objects / bulk}
+            bulk, bulk_cpu = time.perf_counter() - t0, time.process_time() - c0
+            return result(pings, rtt, rtt_cpu, objects, bulk, bulk_cpu)
 
     return asyncio.run(run())
 
@@ -246,14 +254,20 @@ def main() -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
     print(f"{args.rounds} rounds, interleaved; {args.n} serial Ping round trips and "
-          f"{args.objects} serial 1 MiB AskObject per run; median (best)\n")
-    print("| transport | client | serial round trips/s | 1 MiB objects/s (MiB/s) |")
-    print("|---|---|--:|--:|")
+          f"{args.objects} serial 1 MiB AskObject per run; median (best); client CPU "
+          f"time per operation, median\n")
+    print("| transport | client | serial round trips/s | CPU µs per round trip "
+          "| 1 MiB objects/s (MiB/s) | CPU ms per MiB |")
+    print("|---|---|--:|--:|--:|--:|")
     for (label, kind), runs in results.items():
-        rps = [r["rps"] for r in runs]
-        mib = [r["mibps"] for r in runs]
-        print(f"| {label} | {CLIENTS[kind]} | {statistics.median(rps):,.0f} ({max(rps):,.0f}) "
-              f"| {statistics.median(mib):,.0f} ({max(mib):,.0f}) |")
+        def med(key: str) -> float:
+            return statistics.median(r[key] for r in runs)
+
+        def best(key: str) -> float:
+            return max(r[key] for r in runs)
+        print(f"| {label} | {CLIENTS[kind]} | {med('rps'):,.0f} ({best('rps'):,.0f}) "
+              f"| {med('cpu_us_per_rt'):.1f} "
+              f"| {med('mibps'):,.0f} ({best('mibps'):,.0f}) | {med('cpu_ms_per_mib'):.2f} |")
 
 
 if __name__ == "__main__":
