@@ -1461,7 +1461,6 @@ class Listener:
 
     async def _tls_accept(self, conn: socket.socket, peer: Any) -> None:
         loop = asyncio.get_running_loop()
-        proto: _LinkProtocol | None = None
         try:
             async with asyncio.timeout(self._timeout):
                 readable = loop.create_future()
@@ -1470,6 +1469,7 @@ class Listener:
                     await readable
                 finally:
                     loop.remove_reader(conn.fileno())
+                # Peek, as NEO/py does, to tell a plain peer from a failed TLS one.
                 first = conn.recv(1, socket.MSG_PEEK)
                 if not first:
                     raise HandshakeError("peer closed the connection before TLS started")
@@ -1477,12 +1477,7 @@ class Listener:
                     raise PlainPeerError(
                         f"peer did not start TLS (first byte {first[0]:#04x}, a plain NEO "
                         f"handshake?), but TLS is required")
-
-                def factory() -> _LinkProtocol:
-                    nonlocal proto
-                    proto = self._protocol()
-                    return proto
-                await loop.connect_accepted_socket(factory, conn, ssl=self._tls,
+                await loop.connect_accepted_socket(self._protocol, conn, ssl=self._tls,
                                                    ssl_handshake_timeout=self._timeout)
         except (OSError, HandshakeError, TimeoutError) as e:
             conn.close()
@@ -1491,6 +1486,9 @@ class Listener:
             elif not isinstance(e, HandshakeError):
                 e = _tls_error(_fmt_addr(peer), e)
             self._on_handshake_error(peer, e)
+        except BaseException:
+            conn.close()
+            raise
 
     def _protocol(self) -> _LinkProtocol:
         proto: _LinkProtocol
