@@ -17,7 +17,7 @@ from neolinkpy.framing import FRAMINGS
 from neolinkpy.errors import (ConnClosedError, ConnOverflowError, HandshakeError,
                               LinkClosedError, NeoError)
 
-from support import RawPeer, async_test, rss_bytes
+from support import RawPeer, async_test, rss_bytes, tls_flags
 from test_matrix import go_bin, start_server
 
 MIB = 1 << 20
@@ -88,17 +88,20 @@ def check_data(answer, size):
     assert len(answer.data) == size and answer.data[:251] == bytes(range(251))[:size]
 
 
-@pytest.mark.parametrize("enc", ["N", "M"])
+@pytest.mark.parametrize("enc, tls", [("N", False), ("M", False), ("M", True)],
+                         ids=["N", "M", "M-TLS"])
 @async_test(timeout=60)
-async def test_go_flood_slow_python_reader_memory_flat(enc):
+async def test_go_flood_slow_python_reader_memory_flat(enc, tls, tls_files):
     """A Go server streams 160 MiB of 1 MiB answers on one conn as fast as it can;
     the Python reader takes one every 3 ms. Reading pauses at the link bound, so
     the Go sender blocks in TCP, nothing overflows, and memory stays flat."""
     bound = 8 * MIB
     config = Config(conn_recv_buffer=bound, link_recv_buffer=bound)
     n = 160
-    with start_server("go", enc) as srv:
-        async with dial(srv.host, srv.port, enc, config=config) as link:
+    flags = tls_flags(tls_files) if tls else []
+    with start_server("go", enc, flags) as srv:
+        async with dial(srv.host, srv.port, enc, config=config,
+                        tls=TLSConfig(**tls_files) if tls else None) as link:
             conn = link.new_conn()
             await conn.ask(IDENT)
             base = rss_bytes()
