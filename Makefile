@@ -9,7 +9,7 @@ NEOLINK   := $(CURDIR)/bin/neolink
 GOTESTLOG := $(CURDIR)/bin/gotest.log
 VERSION   := $(shell git describe --always --dirty 2>/dev/null)
 
-.PHONY: help build test vet gotest go-check cc-check benchtest interop interop-neo py-deps fuzz generate bench bench-quick soak clean
+.PHONY: help build test vet gotest go-check cc-check benchtest interop interop-neo py-deps py-deps-root py-schema py-bench fuzz generate bench bench-quick soak clean
 
 help:
 	@echo "make build        build bin/neolink (or: go install ./cmd/neolink)"
@@ -21,13 +21,18 @@ help:
 	@echo "make fuzz         run every fuzz target for FUZZTIME (default $(FUZZTIME))"
 	@echo "make bench        full benchmark suite (6 passes + IdleLinks, about 3 min) -> docs/benchmarks.md + plot"
 	@echo "make bench-quick  every benchmark once, briefly (15–20 s); prints the targets"
-	@echo "make soak         long randomized stress run with -race (not part of test)"
+	@echo "make soak         5-minute randomized stress run with faults, -race (not part of test)"
+	@echo "make py-schema    copy proto/schema into the Python package"
+	@echo "make py-bench     neolinkpy next to NEO/py's own client (NEOPY=<source or tarball>)"
 	@echo "make generate     regenerate proto/zcatalog.go from the schema"
 
 build: go-check
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/neolink ./cmd/neolink
 
-test: vet gotest benchtest interop interop-neo
+# As root, the Python packages are installed first, so that the Go side of the
+# interop tests runs too; otherwise gotest says it skipped them and `interop`
+# stops with the command to install them.
+test: vet py-deps-root gotest benchtest interop interop-neo
 
 vet: go-check
 	$(GO) vet ./...
@@ -71,6 +76,8 @@ gotest: cc-check
 benchtest: go-check
 	cd bench && $(GO) test -timeout 10m ./...
 
+# The Python suite: the Go/Python matrix (plain and TLS), receive bounds under a
+# Go flood, and `pip install` of interop/py into a fresh venv.
 interop: build py-deps
 	cd interop/py && NEOLINK_BIN=$(NEOLINK) $(PY) -m pytest -q -p no:cacheprovider
 
@@ -82,18 +89,41 @@ NEO_PEERS ?= $(CURDIR)/../shared/peers
 
 interop-neo: build
 	$(PY) interop/neo/neopy.py run --peers $(NEO_PEERS) --build-dir build/neopy --neolink $(NEOLINK) -- \
-	  $(GO) test -race -count=1 -timeout 3m ./interop/neo/
+	  $(GO) test $(RACE) -count=1 -timeout 3m ./interop/neo/
 
-# Debian's python3 with python3-msgpack and python3-pytest; PyPI is not used.
+# Debian's python3 with python3-msgpack and python3-pytest, plus what packaging
+# and TLS tests use: python3-setuptools and python3-venv (offline pip install)
+# and openssl (test certificates). PyPI is not used.
+py-deps-root:
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory py-deps PY=$(PY); fi
+
 py-deps:
-	@if ! $(PY) -c 'import msgpack, pytest' 2>/dev/null; then \
+	@if ! $(PY) -c 'import msgpack, pytest, setuptools, ensurepip' 2>/dev/null \
+	    || ! command -v openssl >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing python3-msgpack python3-pytest with apt-get"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-msgpack python3-pytest >/dev/null; \
+	    echo "installing python3-msgpack python3-pytest python3-setuptools python3-venv openssl with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      python3-msgpack python3-pytest python3-setuptools python3-venv openssl >/dev/null \
+	      || { echo "error: apt-get install of the Python packages failed" >&2; exit 1; }; \
+	    $(PY) -c 'import msgpack, pytest, setuptools, ensurepip' 2>/dev/null || { \
+	      echo "error: $(PY) still cannot import msgpack, pytest, setuptools and ensurepip after apt-get:" \
+	        "Debian's packages serve /usr/bin/python3 (use PY=/usr/bin/python3)" >&2; exit 1; }; \
 	  else \
-	    echo "error: $(PY) needs msgpack and pytest: run 'sudo apt-get install python3-msgpack python3-pytest'" >&2; exit 1; \
+	    echo "error: $(PY) needs msgpack, pytest, setuptools and venv, and openssl is needed: run" \
+	      "'sudo apt-get install python3-msgpack python3-pytest python3-setuptools python3-venv openssl'" >&2; exit 1; \
 	  fi; \
 	fi
+
+# Refresh the schema copy that interop/py ships as package data (a test checks
+# that it equals proto/schema/neo-v5.schema byte for byte).
+py-schema:
+	cp proto/schema/neo-v5.schema interop/py/neolinkpy/neo-v5.schema
+
+# neolinkpy next to NEO/py's own connection classes against `neolink serve`:
+# make py-bench NEOPY=path/to/neoppod.tar.gz (or its source directory).
+py-bench: build
+	@if [ -z "$(NEOPY)" ]; then echo "usage: make py-bench NEOPY=<NEO/py source dir or .tar.gz>" >&2; exit 2; fi
+	$(PY) interop/py/bench_vs_neopy.py --neolink $(NEOLINK) --neopy $(NEOPY) --tls
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzPacketReaderN$$' -fuzztime $(FUZZTIME) ./proto
@@ -102,6 +132,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzChunkedReaderN$$' -fuzztime $(FUZZTIME) ./proto
 	$(GO) test -run '^$$' -fuzz '^FuzzChunkedReaderM$$' -fuzztime $(FUZZTIME) ./proto
 	$(GO) test -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZTIME) ./handshake
+	$(GO) test -run '^$$' -fuzz '^FuzzNodeLink$$' -fuzztime $(FUZZTIME) ./neonet
 
 generate:
 	$(GO) generate ./...
@@ -116,7 +147,7 @@ bench-quick:
 	bash bench/run.sh quick
 
 soak:
-	NEOLINK_SOAK=$${NEOLINK_SOAK:-60s} $(GO) test -race -run '^TestSoak$$' -timeout 30m -v ./neonet
+	NEOLINK_SOAK=$${NEOLINK_SOAK:-5m} $(GO) test -race -run '^TestSoak$$' -timeout 30m -v ./neonet
 
 clean:
 	rm -rf bin

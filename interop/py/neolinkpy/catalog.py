@@ -1,7 +1,8 @@
 """The NEO message catalog, generated at import time from the schema file.
 
-The schema (``proto/schema/neo-v5.schema``, or ``$NEOLINK_SCHEMA``) is read once
-when this module is imported. It defines, as attributes of this module:
+The schema (the copy of neolink's ``proto/schema/neo-v5.schema`` shipped in
+this package, or the file ``$NEOLINK_SCHEMA`` names) is read once when this
+module is imported. It defines, as attributes of this module:
 
 * one :class:`enum.IntEnum` per schema enum (``NodeTypes``, ``ErrorCodes``, ...);
 * one named tuple class per schema struct (``Address``, ``NodeInfo``, ...);
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import enum
 from collections import namedtuple
-from typing import Any, ClassVar, Dict, List, Optional, Tuple, Type
+from typing import Any, ClassVar
 
 from . import codec as _c
 from .errors import CodecError, DecodeError
@@ -28,7 +29,7 @@ from .schema import (ANSWER_BIT, ERROR_CODE, ListOf, MapOf, Named, Optional_, Pl
 #: The parsed schema this catalog was generated from.
 SCHEMA: Schema = load_schema()
 
-_BASIC: Dict[str, _c.Codec] = {
+_BASIC: dict[str, _c.Codec] = {
     "bool": _c.BoolCodec("bool"),
     "float": _c.FloatCodec("float"),
     # "any width" in the schema header; the Go catalog reads it as an int64
@@ -44,13 +45,13 @@ _BASIC: Dict[str, _c.Codec] = {
 }
 
 #: Enum classes by name, in schema order.
-ENUMS: Dict[str, Type[enum.IntEnum]] = {}
+ENUMS: dict[str, type[enum.IntEnum]] = {}
 #: Struct (named tuple) classes by name, in schema order.
-STRUCTS: Dict[str, Type[tuple]] = {}
+STRUCTS: dict[str, type[tuple]] = {}
 #: Codec of every named type (basic types, enums, structs).
-CODECS: Dict[str, _c.Codec] = dict(_BASIC)
+CODECS: dict[str, _c.Codec] = dict(_BASIC)
 
-_ext_of: Dict[type, int] = {}
+_ext_of: dict[type, int] = {}
 for _decl in SCHEMA.enums:
     _cls = enum.IntEnum(_decl.name, [(v, i) for i, v in enumerate(_decl.values)],
                         module=__name__, qualname=_decl.name)
@@ -102,10 +103,10 @@ class Message:
 
     msg_code: ClassVar[int]
     kind: ClassVar[str]
-    fields: ClassVar[Tuple[str, ...]] = ()
+    fields: ClassVar[tuple[str, ...]] = ()
     is_answer: ClassVar[bool]
-    answer: ClassVar[Optional[Type["Message"]]] = None
-    _codecs: ClassVar[Tuple[_c.Codec, ...]] = ()
+    answer: ClassVar[type["Message"] | None] = None
+    _codecs: ClassVar[tuple[_c.Codec, ...]] = ()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         cls = type(self)
@@ -133,11 +134,11 @@ class Message:
                 e.path[:0] = [cls.__name__, "." + name]
                 raise
 
-    def args(self) -> Tuple[Any, ...]:
+    def args(self) -> tuple[Any, ...]:
         """The field values, in wire order."""
         return tuple(getattr(self, name) for name in self.fields)
 
-    def wire_args(self) -> List[Any]:
+    def wire_args(self) -> list[Any]:
         """The msgpack-ready args array (enums as ExtType, oids as 8 bytes, ...)."""
         cls = type(self)
         out = []
@@ -192,13 +193,13 @@ class Message:
 
 
 #: Message classes by packet code.
-PACKETS: Dict[int, Type[Message]] = {}
+PACKETS: dict[int, type[Message]] = {}
 #: Message classes by name, in schema order.
-MESSAGES: Dict[str, Type[Message]] = {}
+MESSAGES: dict[str, type[Message]] = {}
 
 for _decl in SCHEMA.packets:
     _names = tuple(f.name for f in _decl.fields)
-    _ns: Dict[str, Any] = {
+    _ns: dict[str, Any] = {
         "__slots__": _names,
         "__module__": __name__,
         "__qualname__": _decl.name,
@@ -224,7 +225,7 @@ for _cls in MESSAGES.values():
         _cls.answer = PACKETS[ERROR_CODE]
 
 
-def message_class(code: int) -> Type[Message]:
+def message_class(code: int) -> type[Message]:
     """Return the class of a packet code; :class:`DecodeError` if unknown."""
     cls = PACKETS.get(code)
     if cls is None:

@@ -3,7 +3,8 @@
 ``serve`` and ``ping`` behave like the Go ``neolink`` CLI so that the
 cross-language test matrix can swap implementations:
 
-* ``serve --listen HOST:PORT [--encoding auto|N|M] [--cluster NAME] [--abort-oid HEX]``
+* ``serve --listen HOST:PORT [--encoding auto|N|M] [--cluster NAME] [--abort-oid HEX]
+  [--ca FILE --cert FILE --key FILE]``
   prints ``listening on HOST:PORT`` first, then answers like a NEO master:
   RequestIdentification → AcceptIdentification (or Error "invalid cluster name"),
   Ping → Pong, AskObject(oid) → AnswerObject with ``oid & 0xffffffff`` bytes of
@@ -11,10 +12,13 @@ cross-language test matrix can swap implementations:
   "unexpected packet <Name>"). An AskObject for ``--abort-oid`` closes the whole
   link abruptly instead (a test hook). SIGINT/SIGTERM stop it with exit status 0.
 * ``ping [-n COUNT] [-c CONCURRENCY] [--light] [--encoding N|M] [--size BYTES]
-  [--cluster NAME] [--json] HOST:PORT`` identifies as a client, then does COUNT
+  [--cluster NAME] [--json] [--ca FILE --cert FILE --key FILE] HOST:PORT`` identifies as a client, then does COUNT
   round trips (Ping, or AskObject of SIZE bytes) over CONCURRENCY conns or
   concurrent light asks, and prints RTT percentiles. Exit status 0 only if every
   round trip succeeded.
+
+With ``--ca``, ``--cert`` and ``--key``, both run TLS as NEO/py does (see
+:class:`~neolinkpy.link.TLSConfig`).
 
 ``codec-echo`` and ``codec-random`` implement the line protocol of the Go/Python
 codec cross-check: lines ``CODE HEXARGS`` (decimal packet code, hex of the msgpack
@@ -33,13 +37,14 @@ import random
 import signal
 import sys
 import time
-from typing import Awaitable, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TextIO
 
 from . import catalog
 from .catalog import (AcceptIdentification, AnswerObject, AskObject, Error, ErrorCodes,
                       Message, NodeTypes, Ping, Pong, RequestIdentification)
 from .errors import CodecError, NeoLinkError, PacketTooBigError
-from .link import Conn, Link, dial, listen
+from .link import Conn, Link, TLSConfig, dial, listen
 from .randgen import RandomValues
 
 #: Cluster name used when --cluster is not given.
@@ -57,14 +62,14 @@ def make_uuid(node_type: NodeTypes, number: int) -> int:
 
 
 @functools.lru_cache(maxsize=4)
-def object_data(size: int) -> Tuple[bytes, bytes]:
+def object_data(size: int) -> tuple[bytes, bytes]:
     """The test object of ``size`` bytes (``data[i] = i % 251``) and its SHA-1."""
     pattern = bytes(range(251))
     data = (pattern * (size // 251 + 1))[:size]
     return data, hashlib.sha1(data).digest()
 
 
-def parse_hostport(text: str) -> Tuple[str, int]:
+def parse_hostport(text: str) -> tuple[str, int]:
     """Split ``HOST:PORT`` (``[v6addr]:PORT`` for IPv6)."""
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit():
@@ -82,17 +87,17 @@ def format_hostport(host: str, port: int) -> str:
 class Master:
     """The request handler of ``serve``: a minimal NEO master."""
 
-    def __init__(self, cluster: str, abort_oid: Optional[int]) -> None:
+    def __init__(self, cluster: str, abort_oid: int | None) -> None:
         self.cluster = cluster
         self.abort_oid = abort_oid
-        self._uuid_counters: Dict[NodeTypes, int] = {}
+        self._uuid_counters: dict[NodeTypes, int] = {}
 
     def _next_uuid(self, node_type: NodeTypes) -> int:
         n = self._uuid_counters.get(node_type, 0) + 1
         self._uuid_counters[node_type] = n
         return make_uuid(node_type, n)
 
-    def answer(self, conn: Conn, msg: Message) -> Optional[Message]:
+    def answer(self, conn: Conn, msg: Message) -> Message | None:
         """The answer to ``msg``, or None for no answer (and for --abort-oid)."""
         t = type(msg)
         if t is Ping:
@@ -132,7 +137,8 @@ class Master:
 async def serve_main(args: argparse.Namespace) -> int:
     host, port = args.listen
     master = Master(args.cluster, args.abort_oid)
-    listener = await listen(host or None, port, args.encoding, handler=master.serve_link)
+    listener = await listen(host or None, port, args.encoding, handler=master.serve_link,
+                            tls=tls_config(args))
     bound_host, bound_port = listener.address
     print(f"listening on {format_hostport(bound_host, bound_port)}", flush=True)
     stop = asyncio.Event()
@@ -144,7 +150,8 @@ async def serve_main(args: argparse.Namespace) -> int:
         loop.remove_signal_handler(sig)
         signal.signal(sig, signal.SIG_IGN)      # a second ^C must not break the shutdown
     listener.close()
-    await asyncio.wait_for(listener.wait_closed(), 10)
+    async with asyncio.timeout(10):
+        await listener.wait_closed()
     return 0
 
 
@@ -161,13 +168,13 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
 class Pinger:
     """Round trips of ``ping``: makes requests and checks their answers."""
 
-    def __init__(self, size: Optional[int]) -> None:
+    def __init__(self, size: int | None) -> None:
         self.size = size
         if size is not None:
             self._data_len = size & 0xffffffff
             self._checksum = object_data(self._data_len)[1]
-        self.rtts_ns: List[int] = []
-        self.errors: List[str] = []
+        self.rtts_ns: list[int] = []
+        self.errors: list[str] = []
 
     def request(self) -> Message:
         """The request of one round trip."""
@@ -204,8 +211,8 @@ async def ping_main(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     host, port = args.address
     count, concurrency = args.count, max(1, args.concurrency)
     try:
-        link = await dial(host, port, args.encoding)
-    except (OSError, NeoLinkError, asyncio.TimeoutError) as e:
+        link = await dial(host, port, args.encoding, tls=tls_config(args))
+    except (OSError, NeoLinkError, TimeoutError) as e:
         print(f"ping: cannot connect to {format_hostport(host, port)}: {e}", file=sys.stderr)
         return 1
     pinger = Pinger(args.size)
@@ -258,7 +265,7 @@ async def ping_main(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
 
 # -- codec cross-check -----------------------------------------------------------
 
-def codec_echo_line(line: str) -> Optional[str]:
+def codec_echo_line(line: str) -> str | None:
     """Decode then re-encode one ``CODE HEXARGS`` line; None for a blank line."""
     parts = line.split()
     if not parts:
@@ -287,7 +294,7 @@ def codec_echo_main(stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> int:
     return 0
 
 
-def codec_random_lines(seed: int, per_type: int) -> List[str]:
+def codec_random_lines(seed: int, per_type: int) -> list[str]:
     """``per_type`` random ``CODE HEXARGS`` lines for every packet, in schema order."""
     gen = RandomValues(random.Random(seed))
     return [f"{cls.msg_code} {gen.message(cls).encode_args().hex()}"
@@ -310,6 +317,22 @@ def _hex_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"bad hex number {text!r}") from None
 
 
+def add_tls_flags(p: argparse.ArgumentParser) -> None:
+    """The --ca, --cert and --key flags (as -ca, -cert, -key of the Go CLI)."""
+    p.add_argument("--ca", "-ca", metavar="FILE",
+                   help="CA certificate (PEM) that peers' certificates must chain to; "
+                        "enables TLS")
+    p.add_argument("--cert", "-cert", metavar="FILE", help="this node's certificate (PEM)")
+    p.add_argument("--key", "-key", metavar="FILE", help="this node's private key (PEM)")
+
+
+def tls_config(args: argparse.Namespace) -> TLSConfig | None:
+    """The TLS configuration of the flags, or None without them."""
+    if not (args.ca or args.cert or args.key):
+        return None
+    return TLSConfig(args.ca, args.cert, args.key)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m neolinkpy",
                                      description="neolink Python peer")
@@ -322,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster", default=DEFAULT_CLUSTER, help="cluster name")
     p.add_argument("--abort-oid", type=_hex_int, metavar="HEX",
                    help="close the link abruptly on AskObject of this oid")
+    add_tls_flags(p)
 
     p = sub.add_parser("ping", help="measure round trips to a server")
     p.add_argument("address", type=parse_hostport, metavar="HOST:PORT")
@@ -334,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="AskObject of this many bytes instead of Ping")
     p.add_argument("--cluster", default=DEFAULT_CLUSTER, help="cluster name")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_tls_flags(p)
 
     sub.add_parser("codec-echo", help="decode and re-encode CODE HEXARGS lines from stdin")
 
@@ -343,8 +368,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command in ("serve", "ping") and (args.ca or args.cert or args.key) and \
+            not (args.ca and args.cert and args.key):
+        parser.error("--ca, --cert and --key must be given together")
     if args.command == "serve":
         return asyncio.run(serve_main(args))
     if args.command == "ping":
@@ -355,3 +384,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command == "codec-echo":
         return codec_echo_main()
     return codec_random_main(args)
+
+
+def console_main() -> None:
+    """Entry point of the ``neolinkpy`` console script."""
+    sys.exit(main())

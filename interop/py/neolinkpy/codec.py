@@ -24,7 +24,8 @@ import enum
 import struct
 import threading
 from collections.abc import Mapping
-from typing import Any, Callable, Dict, List, Sequence, Type
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import msgpack
 
@@ -272,7 +273,7 @@ class EnumCodec(Codec):
     """An enum: msgpack fixext1 ``d4 <ext> <value>``."""
     __slots__ = ("enum", "ext", "_wire")
 
-    def __init__(self, enum_cls: Type[enum.IntEnum], ext: int) -> None:
+    def __init__(self, enum_cls: type[enum.IntEnum], ext: int) -> None:
         super().__init__(enum_cls.__name__)
         self.enum, self.ext = enum_cls, ext
         self._wire = [msgpack.ExtType(ext, bytes((int(m),))) for m in enum_cls]
@@ -306,7 +307,7 @@ class PlainEnumCodec(Codec):
     enum member, others stay plain ints (codes newer than our schema)."""
     __slots__ = ("enum",)
 
-    def __init__(self, enum_cls: Type[enum.IntEnum]) -> None:
+    def __init__(self, enum_cls: type[enum.IntEnum]) -> None:
         super().__init__(f"int/{enum_cls.__name__}")
         self.enum = enum_cls
 
@@ -362,7 +363,7 @@ class ListCodec(Codec):
         super().__init__(f"[{inner.name}]")
         self.inner = inner
 
-    def _items(self, value: Any, err: Type[CodecError]) -> Sequence[Any]:
+    def _items(self, value: Any, err: type[CodecError]) -> Sequence[Any]:
         if isinstance(value, (list, tuple)):
             return value
         if isinstance(value, (str, bytes, bytearray, Mapping)) or \
@@ -370,7 +371,7 @@ class ListCodec(Codec):
             raise err(f"expected a list for {self.name}, got {_py_name(value)}")
         return list(value)
 
-    def _map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> List[Any]:
+    def _map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
         out = []
         for i, item in enumerate(items):
             try:
@@ -379,13 +380,13 @@ class ListCodec(Codec):
                 raise _with_path(e, f"[{i}]")
         return out
 
-    def normalize(self, value: Any) -> List[Any]:
+    def normalize(self, value: Any) -> list[Any]:
         return self._map(self.inner.normalize, self._items(value, EncodeError))
 
-    def encode(self, value: Any) -> List[Any]:
+    def encode(self, value: Any) -> list[Any]:
         return self._map(self.inner.encode, self._items(value, EncodeError))
 
-    def decode(self, obj: Any) -> List[Any]:
+    def decode(self, obj: Any) -> list[Any]:
         if type(obj) is not tuple:
             raise DecodeError(f"expected an array for {self.name}, got {wire_name(obj)}")
         return self._map(self.inner.decode, obj)
@@ -400,8 +401,8 @@ class MapCodec(Codec):
         self.key, self.value = key, value
 
     def _convert(self, pairs: Any, kfn: Callable[[Any], Any], vfn: Callable[[Any], Any],
-                 err: Type[CodecError]) -> Dict[Any, Any]:
-        out: Dict[Any, Any] = {}
+                 err: type[CodecError]) -> dict[Any, Any]:
+        out: dict[Any, Any] = {}
         for k, v in pairs:
             try:
                 key = kfn(k)
@@ -415,20 +416,20 @@ class MapCodec(Codec):
             raise err(f"duplicate key in map {self.name}")
         return out
 
-    def _pairs(self, value: Any) -> List[Any]:
+    def _pairs(self, value: Any) -> list[Any]:
         if not isinstance(value, Mapping):
             raise EncodeError(f"expected a dict for {self.name}, got {_py_name(value)}")
         return list(value.items())
 
-    def normalize(self, value: Any) -> Dict[Any, Any]:
+    def normalize(self, value: Any) -> dict[Any, Any]:
         return self._convert(self._pairs(value), self.key.normalize, self.value.normalize,
                              EncodeError)
 
-    def encode(self, value: Any) -> Dict[Any, Any]:
+    def encode(self, value: Any) -> dict[Any, Any]:
         return self._convert(self._pairs(value), self.key.encode, self.value.encode,
                              EncodeError)
 
-    def decode(self, obj: Any) -> Dict[Any, Any]:
+    def decode(self, obj: Any) -> dict[Any, Any]:
         if type(obj) is not MapPairs:
             raise DecodeError(f"expected a map for {self.name}, got {wire_name(obj)}")
         return self._convert(obj, self.key.decode, self.value.decode, DecodeError)
@@ -438,12 +439,12 @@ class StructCodec(Codec):
     """A schema struct: a named tuple in Python, a fixed-size array on the wire."""
     __slots__ = ("cls", "fields")
 
-    def __init__(self, cls: Type[tuple], fields: Sequence[Codec]) -> None:
+    def __init__(self, cls: type[tuple], fields: Sequence[Codec]) -> None:
         super().__init__(cls.__name__)
         self.cls = cls
         self.fields = tuple(fields)
 
-    def _convert(self, items: Sequence[Any], fns: Sequence[Callable[[Any], Any]]) -> List[Any]:
+    def _convert(self, items: Sequence[Any], fns: Sequence[Callable[[Any], Any]]) -> list[Any]:
         out = []
         for name, fn, item in zip(self.cls._fields, fns, items):
             try:
@@ -462,7 +463,7 @@ class StructCodec(Codec):
     def normalize(self, value: Any) -> tuple:
         return self.cls(*self._convert(self._items(value), [f.normalize for f in self.fields]))
 
-    def encode(self, value: Any) -> List[Any]:
+    def encode(self, value: Any) -> list[Any]:
         return self._convert(self._items(value), [f.encode for f in self.fields])
 
     def decode(self, obj: Any) -> tuple:
@@ -483,7 +484,7 @@ class AnyCodec(Codec):
     """
     __slots__ = ("_enums", "_by_ext")
 
-    def __init__(self, enums: Sequence[Type[enum.IntEnum]], ext_of: Dict[type, int]) -> None:
+    def __init__(self, enums: Sequence[type[enum.IntEnum]], ext_of: dict[type, int]) -> None:
         super().__init__("any")
         self._enums = {cls: ext_of[cls] for cls in enums}
         self._by_ext = {ext_of[cls]: cls for cls in enums}
@@ -538,7 +539,7 @@ class AnyCodec(Codec):
                 return cls(obj.data[0])
         return obj
 
-    def _each(self, items: Sequence[Any], fn: Callable[[Any], Any]) -> List[Any]:
+    def _each(self, items: Sequence[Any], fn: Callable[[Any], Any]) -> list[Any]:
         out = []
         for i, item in enumerate(items):
             try:
@@ -548,8 +549,8 @@ class AnyCodec(Codec):
         return out
 
     def _dict(self, pairs: Sequence[Any], fn: Callable[[Any], Any],
-              err: Type[CodecError]) -> Dict[Any, Any]:
-        out: Dict[Any, Any] = {}
+              err: type[CodecError]) -> dict[Any, Any]:
+        out: dict[Any, Any] = {}
         for k, v in pairs:
             key = fn(k)
             try:

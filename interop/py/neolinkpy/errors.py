@@ -5,7 +5,7 @@ Every exception raised on purpose by the library derives from :class:`NeoLinkErr
 
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Any
 
 
 class NeoLinkError(Exception):
@@ -26,7 +26,7 @@ class CodecError(NeoLinkError, ValueError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.path: List[str] = []
+        self.path: list[str] = []
 
     def __str__(self) -> str:
         if not self.path:
@@ -58,6 +58,10 @@ class PeerTLSError(HandshakeError):
     """The peer started a TLS handshake (first byte 0x16)."""
 
 
+class PlainPeerError(HandshakeError):
+    """TLS is required but the peer started without it (e.g. a plain NEO handshake)."""
+
+
 class OldProtocolError(HandshakeError):
     """The peer speaks the old binary protocol v6 (NEO/go 2020, NEO/py old-proto)."""
 
@@ -82,6 +86,11 @@ class ConnClosedError(NeoLinkError):
     """The connection was closed on our side."""
 
 
+class ConnOverflowError(NeoLinkError):
+    """The conn was aborted because its unread packets exceeded a receive bound
+    (:attr:`Config.conn_recv_buffer` or :attr:`Config.link_recv_buffer`)."""
+
+
 class UnexpectedAnswerError(NeoLinkError):
     """An ask was answered by a message that is neither its answer nor Error."""
 
@@ -100,7 +109,7 @@ class NeoError(NeoLinkError):
     ``proto.Error``: ``"PROTOCOL_ERROR: connection closed"``.
     """
 
-    def __init__(self, code: int, message: str, packet: Optional[Any] = None) -> None:
+    def __init__(self, code: int, message: str, packet: Any = None) -> None:
         name = getattr(code, "name", None) or str(int(code))
         super().__init__(f"{name}: {message}" if message else name)
         self.code = code

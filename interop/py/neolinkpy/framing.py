@@ -17,7 +17,7 @@ in M, header plus payload in N). Parsers check this before buffering more.
 from __future__ import annotations
 
 import struct
-from typing import Any, List, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import msgpack
 
@@ -51,7 +51,7 @@ _N_MAGIC = HANDSHAKE_N[:4]
 _READ_CHUNK = 256 * 1024
 
 
-def classify_handshake(data: bytes, expected: Optional[str] = None) -> Optional[str]:
+def classify_handshake(data: bytes, expected: str | None = None) -> str | None:
     """Classify the first bytes received from a peer.
 
     Returns ``"M"`` or ``"N"`` when ``data`` starts with that handshake (the bytes
@@ -97,54 +97,127 @@ def classify_handshake(data: bytes, expected: Optional[str] = None) -> Optional[
 class RawPacket(NamedTuple):
     """One framed packet before decoding its args.
 
-    ``body`` is the payload ``bytes`` in N and the unpacked args object in M; pass it
-    to :meth:`Framing.decode_body`.
+    ``body`` is the payload in N (``bytes``, or a ``memoryview`` of a buffer of
+    its own for a packet larger than the read buffer) and the unpacked args
+    object in M; pass it to :meth:`Framing.decode_body`. ``size`` is the packet's size on the wire
+    (what receive bounds count).
     """
     msg_id: int
     code: int
     body: Any
+    size: int = 0
 
 
 class NDecoder:
-    """Incremental parser of an N packet stream (after the handshake)."""
+    """Incremental parser of an N packet stream (after the handshake).
+
+    It owns its receive buffer: :meth:`get_buffer` says where the next bytes
+    go (for asyncio's ``BufferedProtocol``, so that the transport receives, or
+    TLS decrypts, straight into it) and :meth:`buffer_updated` parses them. A
+    packet larger than the buffer gets a buffer of its own, exactly its size,
+    which becomes the packet's body: a large payload is received in place, not
+    copied. :meth:`feed` does the same for bytes received elsewhere.
+    """
 
     def __init__(self, max_size: int = MAX_PACKET_SIZE) -> None:
-        self._buf = bytearray()
+        self._buf = bytearray(_READ_CHUNK)
+        self._view = memoryview(self._buf)
+        self._start = 0         # unparsed bytes are _buf[_start:_end]
+        self._end = 0
+        self._big: bytearray | None = None      # the packet being received in place
+        self._big_size = 0
+        self._big_fill = 0
+        self._spare: bytearray | None = None    # a big buffer given back by recycle()
         self._max_payload = max_size - N_HEADER.size
 
     @property
     def pending(self) -> int:
         """Number of buffered bytes of an incomplete packet."""
-        return len(self._buf)
+        return self._big_fill if self._big is not None else self._end - self._start
 
-    def feed(self, data: bytes) -> List[RawPacket]:
-        """Add received bytes; return the packets they complete, in order.
+    def get_buffer(self) -> memoryview:
+        """Where to put the next received bytes (never empty)."""
+        big = self._big
+        if big is not None:
+            return memoryview(big)[self._big_fill:self._big_size]
+        if self._end == len(self._buf):
+            n = self._end - self._start
+            self._buf[:n] = self._view[self._start:self._end]
+            self._start, self._end = 0, n
+        return self._view[self._end:]
+
+    def buffer_updated(self, nbytes: int) -> list[RawPacket]:
+        """Parse ``nbytes`` new bytes written at :meth:`get_buffer`; return the
+        packets they complete, in order.
 
         Raises :class:`PacketTooBigError` as soon as a header announces a packet
         larger than the maximum size.
         """
-        buf = self._buf
-        if buf:
-            buf += data
-            data = buf
+        big = self._big
+        if big is not None:
+            self._big_fill += nbytes
+            size = self._big_size
+            if self._big_fill < size:
+                return []
+            self._big = None
+            msg_id, code, _ = N_HEADER.unpack_from(big)
+            return [RawPacket(msg_id, code, memoryview(big)[N_HEADER.size:size], size)]
+        self._end += nbytes
         out = []
-        off, size = 0, len(data)
-        with memoryview(data) as view:
-            while size - off >= N_HEADER.size:
-                msg_id, code, length = N_HEADER.unpack_from(view, off)
-                if length > self._max_payload:
-                    raise PacketTooBigError(
-                        f"N packet of {length + N_HEADER.size} bytes exceeds the maximum "
-                        f"of {self._max_payload + N_HEADER.size}")
-                end = off + N_HEADER.size + length
-                if end > size:
-                    break
-                out.append(RawPacket(msg_id, code, bytes(view[off + N_HEADER.size:end])))
-                off = end
-        if data is buf:
-            del buf[:off]
-        else:
-            self._buf = bytearray(memoryview(data)[off:])
+        view, start, end = self._view, self._start, self._end
+        header = N_HEADER.size
+        while end - start >= header:
+            msg_id, code, length = N_HEADER.unpack_from(view, start)
+            if length > self._max_payload:
+                raise PacketTooBigError(
+                    f"N packet of {length + header} bytes exceeds the maximum "
+                    f"of {self._max_payload + header}")
+            total = header + length
+            if end - start < total:
+                if total > len(view):
+                    # receive the rest in place, in a buffer of its own
+                    have = end - start
+                    big = self._spare
+                    if big is not None and len(big) >= total:
+                        self._spare = None
+                    else:
+                        big = bytearray(total)
+                    big[:have] = view[start:end]
+                    self._big, self._big_size, self._big_fill = big, total, have
+                    start = end
+                break
+            out.append(RawPacket(msg_id, code, bytes(view[start + header:start + total]), total))
+            start += total
+        if start == end:
+            start = end = 0
+        self._start, self._end = start, end
+        return out
+
+    def recycle(self, body: Any) -> None:
+        """Give back the body of a packet once decoded: a large one's buffer
+        is then reused for the next large packet (fresh memory costs page
+        faults). The body must not be used afterwards."""
+        if type(body) is not memoryview:
+            return
+        buf = body.obj
+        try:
+            body.release()
+        except BufferError:
+            return
+        if type(buf) is bytearray and (self._spare is None or len(buf) > len(self._spare)):
+            self._spare = buf
+
+    def feed(self, data: bytes) -> list[RawPacket]:
+        """Add bytes received elsewhere; return the packets they complete."""
+        out: list[RawPacket] = []
+        src = memoryview(data)
+        i, size = 0, len(src)
+        while i < size:
+            buf = self.get_buffer()
+            n = min(len(buf), size - i)
+            buf[:n] = src[i:i + n]
+            i += n
+            out += self.buffer_updated(n)
         return out
 
 
@@ -157,13 +230,25 @@ class MDecoder:
                                           read_size=65536, **UNPACK_OPTIONS)
         self._fed = 0
         self._start = 0
+        self._scratch = memoryview(bytearray(_READ_CHUNK))
 
     @property
     def pending(self) -> int:
         """Number of bytes received of an incomplete packet."""
         return self._fed - self._start
 
-    def feed(self, data: bytes) -> List[RawPacket]:
+    def get_buffer(self) -> memoryview:
+        """Where to put the next received bytes (see :class:`NDecoder`)."""
+        return self._scratch
+
+    def buffer_updated(self, nbytes: int) -> list[RawPacket]:
+        """Parse ``nbytes`` new bytes written at :meth:`get_buffer`."""
+        return self.feed(self._scratch[:nbytes])
+
+    def recycle(self, body: Any) -> None:
+        """Nothing to give back in M (see :meth:`NDecoder.recycle`)."""
+
+    def feed(self, data: bytes) -> list[RawPacket]:
         """Add received bytes; return the packets they complete, in order.
 
         Raises :class:`PacketTooBigError` as soon as the current packet has grown
@@ -184,8 +269,8 @@ class MDecoder:
                             raise PacketTooBigError(
                                 f"M packet of {end - self._start} bytes exceeds the maximum "
                                 f"of {self._max}")
+                        out.append(self._packet(obj, end - self._start))
                         self._start = end
-                        out.append(self._packet(obj))
                 except (ValueError, msgpack.UnpackException) as e:
                     raise FramingError(f"malformed msgpack stream: {e}") from None
                 if self._fed - self._start > self._max:
@@ -195,7 +280,7 @@ class MDecoder:
         return out
 
     @staticmethod
-    def _packet(obj: Any) -> RawPacket:
+    def _packet(obj: Any, size: int) -> RawPacket:
         if type(obj) is not tuple or len(obj) != 3:
             what = f"{len(obj)}-element array" if type(obj) is tuple else wire_name(obj)
             raise FramingError(f"packet must be [msg_id, msg_code, args], got a {what}")
@@ -204,7 +289,7 @@ class MDecoder:
             raise FramingError(f"bad msg_id {msg_id!r} (want u32)")
         if type(code) is not int or not 0 <= code <= 0xffff:
             raise FramingError(f"bad msg_code {code!r} (want u16)")
-        return RawPacket(msg_id, code, args)
+        return RawPacket(msg_id, code, args, size)
 
 
 class Framing:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import random
 import string
 import struct
-from typing import Any, Callable, Dict, Type
+from collections.abc import Callable
+from typing import Any
 
 from . import catalog
 from . import codec as c
@@ -27,7 +28,7 @@ class RandomValues:
 
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
-        self._by_codec: Dict[type, Callable[[Any], Any]] = {
+        self._by_codec: dict[type, Callable[[Any], Any]] = {
             c.BoolCodec: lambda _: rng.random() < 0.5,
             c.IntCodec: lambda k: self.int_in(k.lo, k.hi),
             c.FloatCodec: lambda _: self.float64(),
@@ -47,7 +48,7 @@ class RandomValues:
         """A random value of the type of ``codec``."""
         return self._by_codec[type(codec)](codec)
 
-    def message(self, cls: Type[catalog.Message]) -> catalog.Message:
+    def message(self, cls: type[catalog.Message]) -> catalog.Message:
         """A random message of class ``cls``."""
         return cls(*(self.value(k) for k in cls._codecs))
 
@@ -106,8 +107,8 @@ class RandomValues:
             return self.text()
         return tuple(self.any_value(depth + 1) for _ in range(rng.randint(0, 3)))
 
-    def _map(self, codec: c.MapCodec) -> Dict[Any, Any]:
-        out: Dict[Any, Any] = {}
+    def _map(self, codec: c.MapCodec) -> dict[Any, Any]:
+        out: dict[Any, Any] = {}
         size = self.rng.randint(0, 3)
         for _ in range(4 * size):
             if len(out) == size:

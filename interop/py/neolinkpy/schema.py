@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
 
 from .errors import SchemaError
 
@@ -20,6 +20,9 @@ SCHEMA_ENV = "NEOLINK_SCHEMA"
 
 #: Location of the schema relative to the repository root.
 SCHEMA_RELPATH = Path("proto", "schema", "neo-v5.schema")
+
+#: Name of the schema copy shipped as package data.
+PACKAGED_SCHEMA = "neo-v5.schema"
 
 #: Answer bit of packet codes (NEO/py RESPONSE_MASK).
 ANSWER_BIT = 0x8000
@@ -83,7 +86,7 @@ class MapOf:
         return f"{{{self.key}:{self.value}}}"
 
 
-TypeExpr = Union[Named, PlainEnum, Optional_, ListOf, MapOf]
+TypeExpr = Named | PlainEnum | Optional_ | ListOf | MapOf
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -96,7 +99,7 @@ def parse_type(text: str) -> TypeExpr:
     return expr
 
 
-def _parse_type_at(text: str, i: int) -> Tuple[TypeExpr, int]:
+def _parse_type_at(text: str, i: int) -> tuple[TypeExpr, int]:
     if i >= len(text):
         raise SchemaError(f"type {text!r} ends early")
     c = text[i]
@@ -142,14 +145,14 @@ class EnumDecl:
     """``enum <Name> ext=<n> ... : VALUES...``."""
     name: str
     ext: int
-    values: Tuple[str, ...]
+    values: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class StructDecl:
     """``struct <Name> fields...``."""
     name: str
-    fields: Tuple[Field, ...]
+    fields: tuple[Field, ...]
 
 
 @dataclass(frozen=True)
@@ -158,51 +161,45 @@ class PacketDecl:
     code: int
     kind: str
     name: str
-    fields: Tuple[Field, ...]
+    fields: tuple[Field, ...]
 
 
 @dataclass(frozen=True)
 class Schema:
     """A parsed and checked schema: declarations in file order."""
     path: str
-    enums: Tuple[EnumDecl, ...]
-    structs: Tuple[StructDecl, ...]
-    packets: Tuple[PacketDecl, ...]
+    enums: tuple[EnumDecl, ...]
+    structs: tuple[StructDecl, ...]
+    packets: tuple[PacketDecl, ...]
 
 
-def find_schema_path() -> Path:
-    """Return the schema path: ``$NEOLINK_SCHEMA``, else the repository copy.
-
-    The repository copy is searched upwards from this package's directory, so the
-    library works from its place in the neolink tree (``interop/py/neolinkpy``).
-    """
+def find_schema_path() -> Path | None:
+    """Return ``$NEOLINK_SCHEMA`` as a path if it is set, else None (the copy
+    shipped in the package is used)."""
     env = os.environ.get(SCHEMA_ENV)
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve().parent
-    for d in (here, *here.parents):
-        candidate = d / SCHEMA_RELPATH
-        if candidate.is_file():
-            return candidate
-    raise SchemaError(
-        f"cannot find {SCHEMA_RELPATH} above {here}; set {SCHEMA_ENV} to the schema file")
+    return Path(env) if env else None
 
 
-def load_schema(path: Optional[Union[str, Path]] = None) -> Schema:
-    """Read and parse the schema file (default: :func:`find_schema_path`)."""
+def load_schema(path: str | Path | None = None) -> Schema:
+    """Read and parse the schema: ``path``, else ``$NEOLINK_SCHEMA``, else the
+    copy shipped in the package (package data ``neolinkpy/neo-v5.schema``, kept
+    byte for byte equal to the repository's ``proto/schema/neo-v5.schema``)."""
     p = Path(path) if path is not None else find_schema_path()
     try:
+        if p is None:
+            res = resources.files(__package__).joinpath(PACKAGED_SCHEMA)
+            return parse_schema(res.read_text(encoding="utf-8"), f"neolinkpy/{PACKAGED_SCHEMA}")
         text = p.read_text(encoding="utf-8")
     except OSError as e:
-        raise SchemaError(f"cannot read schema {p}: {e}") from e
+        raise SchemaError(f"cannot read schema {p or PACKAGED_SCHEMA}: {e}") from e
     return parse_schema(text, str(p))
 
 
 def parse_schema(text: str, path: str = "<schema>") -> Schema:
     """Parse schema text and check its consistency."""
-    enums: List[EnumDecl] = []
-    structs: List[StructDecl] = []
-    packets: List[PacketDecl] = []
+    enums: list[EnumDecl] = []
+    structs: list[StructDecl] = []
+    packets: list[PacketDecl] = []
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
@@ -224,11 +221,11 @@ def parse_schema(text: str, path: str = "<schema>") -> Schema:
     return schema
 
 
-def _parse_enum(tokens: List[str]) -> EnumDecl:
+def _parse_enum(tokens: list[str]) -> EnumDecl:
     if len(tokens) < 2 or ":" not in tokens:
         raise SchemaError("enum needs a name and ': VALUES'")
     colon = tokens.index(":")
-    attrs: Dict[str, str] = {}
+    attrs: dict[str, str] = {}
     for tok in tokens[2:colon]:
         key, sep, value = tok.partition("=")
         if not sep:
@@ -246,7 +243,7 @@ def _parse_enum(tokens: List[str]) -> EnumDecl:
     return EnumDecl(tokens[1], ext, values)
 
 
-def _parse_fields(tokens: List[str]) -> Tuple[Field, ...]:
+def _parse_fields(tokens: list[str]) -> tuple[Field, ...]:
     fields = []
     for tok in tokens:
         name, sep, typ = tok.partition(":")
@@ -256,7 +253,7 @@ def _parse_fields(tokens: List[str]) -> Tuple[Field, ...]:
     return tuple(fields)
 
 
-def _parse_packet(tokens: List[str]) -> PacketDecl:
+def _parse_packet(tokens: list[str]) -> PacketDecl:
     if len(tokens) < 3:
         raise SchemaError(f"bad declaration {' '.join(tokens)!r}")
     try:
@@ -270,7 +267,7 @@ def _parse_packet(tokens: List[str]) -> PacketDecl:
 
 
 def _check(schema: Schema) -> None:
-    names: Dict[str, str] = {t: "basic type" for t in BASIC_TYPES}
+    names: dict[str, str] = {t: "basic type" for t in BASIC_TYPES}
     exts = set()
     for e in schema.enums:
         if e.name in names:
@@ -287,7 +284,7 @@ def _check(schema: Schema) -> None:
         for f in s.fields:
             _check_type(schema, f.type, names, f"{s.name}.{f.name}")
         names[s.name] = "struct"
-    codes: Dict[int, PacketDecl] = {}
+    codes: dict[int, PacketDecl] = {}
     for p in schema.packets:
         where = f"{schema.path}: packet {p.name}"
         if p.name in names:
@@ -317,7 +314,7 @@ def _check(schema: Schema) -> None:
         raise SchemaError(f"{schema.path}: no Error packet")
 
 
-def _check_type(schema: Schema, t: TypeExpr, names: Dict[str, str], where: str) -> None:
+def _check_type(schema: Schema, t: TypeExpr, names: dict[str, str], where: str) -> None:
     if isinstance(t, Named):
         if names.get(t.name) not in ("basic type", "enum", "struct"):
             raise SchemaError(f"{schema.path}: {where}: unknown type {t.name}")

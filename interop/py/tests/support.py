@@ -12,7 +12,8 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Awaitable, Callable, List, Optional, Sequence, Tuple
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from neolinkpy import catalog
 from neolinkpy.framing import FRAMINGS, MDecoder, NDecoder, RawPacket
@@ -28,7 +29,10 @@ def async_test(timeout: float = 20.0) -> Callable:
     def decorate(fn: Callable[..., Awaitable[None]]) -> Callable[..., None]:
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> None:
-            asyncio.run(asyncio.wait_for(fn(*args, **kwargs), timeout))
+            async def bounded() -> None:
+                async with asyncio.timeout(timeout):
+                    await fn(*args, **kwargs)
+            asyncio.run(bounded())
         return run
     return decorate
 
@@ -48,7 +52,7 @@ class ServerProcess:
     never block on a full pipe.
     """
 
-    def __init__(self, argv: Sequence[str], env: Optional[dict] = None,
+    def __init__(self, argv: Sequence[str], env: dict | None = None,
                  start_timeout: float = 20.0) -> None:
         self.argv = list(argv)
         self._stderr = tempfile.TemporaryFile(mode="w+")
@@ -84,7 +88,7 @@ class ServerProcess:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> Tuple[int, str]:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> tuple[int, str]:
         """Send ``sig`` to the server; return its exit status and stderr."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
@@ -124,7 +128,7 @@ class RawPeer:
         self.reader, self.writer = reader, writer
         self.framing = FRAMINGS[encoding]
         self._decoder = MDecoder() if encoding == "M" else NDecoder()
-        self._packets: List[RawPacket] = []
+        self._packets: list[RawPacket] = []
 
     async def handshake(self) -> None:
         """Send our handshake and check the peer's."""
@@ -138,7 +142,7 @@ class RawPeer:
     def send_raw(self, data: bytes) -> None:
         self.writer.write(data)
 
-    async def recv(self) -> Tuple[int, catalog.Message]:
+    async def recv(self) -> tuple[int, catalog.Message]:
         """The next packet as (msg_id, message)."""
         while not self._packets:
             data = await self.reader.read(65536)
@@ -151,10 +155,63 @@ class RawPeer:
     async def expect_nothing(self, delay: float = 0.2) -> None:
         """Check that no packet arrives within ``delay`` seconds."""
         try:
-            got = await asyncio.wait_for(self.recv(), delay)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(delay):
+                got = await self.recv()
+        except TimeoutError:
             return
         raise AssertionError(f"unexpected packet {got}")
 
     def close(self) -> None:
         self.writer.close()
+
+
+# -- TLS certificates ------------------------------------------------------------
+
+_LEAF_EXTENSIONS = """\
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth, clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+"""
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    try:
+        res = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True,
+                             timeout=30)
+    except FileNotFoundError:
+        raise AssertionError("the openssl command is needed to make test certificates "
+                             "(apt-get install openssl)") from None
+    assert res.returncode == 0, f"openssl {' '.join(args)}: {res.stderr}"
+
+
+def make_tls_files(directory: Path, name: str = "node") -> dict[str, str]:
+    """Make a CA and a node certificate it signed, with X.509v3 extensions strict
+    enough for Go and for Python's VERIFY_X509_STRICT (as NEO/py uses). Returns
+    the paths as {"ca", "cert", "key"}; the same files serve the Go CLI's -ca,
+    -cert and -key flags."""
+    d = directory / name
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "leaf.ext").write_text(_LEAF_EXTENSIONS)
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes")
+    _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+             "-subj", f"/CN=neolink test CA {name}",
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+    _openssl("req", "-new", *ec, "-keyout", "key.pem", "-out", "node.csr",
+             "-subj", f"/CN=neolink test {name}", cwd=d)
+    _openssl("x509", "-req", "-in", "node.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+             "-set_serial", "2", "-days", "2", "-out", "cert.pem", "-extfile", "leaf.ext", cwd=d)
+    return {"ca": str(d / "ca.pem"), "cert": str(d / "cert.pem"), "key": str(d / "key.pem")}
+
+
+def tls_flags(files: dict[str, str]) -> list[str]:
+    """The --ca/--cert/--key flags of both CLIs for ``files``."""
+    return ["--ca", files["ca"], "--cert", files["cert"], "--key", files["key"]]
+
+
+def rss_bytes() -> int:
+    """Resident memory of this process."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

@@ -9,7 +9,7 @@ import neolinkpy
 from neolinkpy import catalog, schema
 from neolinkpy.errors import EncodeError, SchemaError
 
-from support import PYTHON, python_env
+from support import PY_DIR, PYTHON, python_env
 
 
 def test_catalog_size_and_codes():
@@ -26,10 +26,23 @@ def test_catalog_size_and_codes():
     assert catalog.NotifyUpstreamAdmin.code == 73
 
 
-def test_catalog_comes_from_the_schema_file():
-    parsed = schema.load_schema(schema.find_schema_path())
+#: The repository's schema, the source of truth the packaged copy must equal.
+REPO_SCHEMA = PY_DIR.parents[1] / schema.SCHEMA_RELPATH
+
+
+def test_catalog_comes_from_the_packaged_schema():
+    parsed = schema.load_schema()
     assert [p.name for p in parsed.packets] == list(catalog.MESSAGES)
-    assert catalog.SCHEMA.path == str(schema.find_schema_path())
+    assert catalog.SCHEMA.path == "neolinkpy/neo-v5.schema"
+
+
+def test_packaged_schema_equals_repository_schema():
+    """The copy shipped as package data is byte for byte the repository's
+    schema (after editing proto/schema/neo-v5.schema, run `make py-schema`)."""
+    packaged = PY_DIR / "neolinkpy" / schema.PACKAGED_SCHEMA
+    assert REPO_SCHEMA.is_file(), REPO_SCHEMA
+    assert packaged.read_bytes() == REPO_SCHEMA.read_bytes(), (
+        f"{packaged} differs from {REPO_SCHEMA}: run `make py-schema`")
 
 
 def test_kinds_and_answers():

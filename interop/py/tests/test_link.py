@@ -125,7 +125,7 @@ async def test_abrupt_close_ends_pending_asks(enc):
         assert await link.ask1(c.Ping()) == c.Pong()
         slow = [link.new_conn() for _ in range(5)]
         pending = [asyncio.ensure_future(conn.recv()) for conn in slow]
-        accepting = asyncio.ensure_future(link.accept_one())
+        accepting = asyncio.ensure_future(link.accept())
         with pytest.raises(LinkClosedError, match="peer closed the connection"):
             await link.ask1(c.AskObject(ABORT_OID, None, None))
         for fut in pending:
@@ -137,7 +137,7 @@ async def test_abrupt_close_ends_pending_asks(enc):
             await slow[0].ask(c.Ping())
         with pytest.raises(LinkClosedError):
             link.new_conn()
-        assert [conn async for conn in link.accept()] == []
+        assert [conn async for conn in link.incoming()] == []
         await link.wait_closed()
 
 
@@ -196,7 +196,7 @@ async def test_parity_routing():
         await peer.expect_nothing()
         # peer parity: a new conn, which we answer
         peer.send(1, c.Ping())
-        conn = await link.accept_one()
+        conn = await link.accept()
         assert conn.id == 1 and not conn.initiated_by_us
         assert await conn.recv() == c.Ping()
         await conn.send(c.Pong())
@@ -216,11 +216,18 @@ async def test_parity_routing():
         req.close()
         with pytest.raises(ConnClosedError):
             await req.reply(c.Pong())
-        # after close, a light id is free again: it opens a new request
+        # after close, the id stays closed (peers never reuse ids under parity
+        # routing), as do ids far below the newest
         peer.send(3, c.Ping())
-        req = await link.recv1()
-        assert req.id == 3
-        req.close()
+        assert await peer.recv() == (3, c.Error(6, "connection closed"))
+        peer.send(1 + 2 * 40000, c.NotifyReady())
+        assert (await link.recv1()).id == 1 + 2 * 40000
+        peer.send(5 + 2 * 40000, c.Ping())    # a new id above: accepted...
+        assert (await link.recv1()).id == 5 + 2 * 40000
+        peer.send(3 + 2 * 40000, c.Ping())    # ...and one skipped in the window too
+        assert (await link.recv1()).id == 3 + 2 * 40000
+        peer.send(5, c.Ping())                 # below the window: taken as closed
+        assert await peer.recv() == (5, c.Error(6, "connection closed"))
         # our own conns are even, from 2
         mine = link.new_conn()
         assert mine.id == 2
@@ -229,14 +236,14 @@ async def test_parity_routing():
         peer.send(2, c.Pong())
         assert await mine.recv() == c.Pong()
         # close_accept: new peer conns are refused
-        peer.send(5, c.Ping())
+        peer.send(7 + 2 * 40000, c.Ping())
         await asyncio.sleep(0.05)
         link.close_accept()
-        assert await peer.recv() == (5, c.Error(6, "connection refused"))
-        peer.send(7, c.Ping())
-        assert await peer.recv() == (7, c.Error(6, "connection refused"))
+        assert await peer.recv() == (7 + 2 * 40000, c.Error(6, "connection refused"))
+        peer.send(9 + 2 * 40000, c.Ping())
+        assert await peer.recv() == (9 + 2 * 40000, c.Error(6, "connection refused"))
         with pytest.raises(NeoLinkError, match="close_accept"):
-            await link.accept_one()
+            await link.accept()
         peer.close()
         with pytest.raises(LinkClosedError):
             await mine.recv()
@@ -267,10 +274,10 @@ async def test_conn_close_and_errors():
             await asking
         # an unknown code on a peer conn: recv raises DecodeError, the link lives on
         peer.send_raw(pack([0, 9999, []]) + peer.framing.encode(2, c.Ping()))
-        bad = await link.accept_one()
+        bad = await link.accept()
         with pytest.raises(DecodeError, match="unknown packet code 9999"):
             await bad.recv()
-        good = await link.accept_one()
+        good = await link.accept()
         assert await good.recv() == c.Ping()
         # too big to send: refused before anything is written, link still fine
         with pytest.raises(PacketTooBigError):

@@ -19,16 +19,16 @@ import hashlib
 import json
 import os
 import subprocess
-from typing import List, Optional
+
 
 import pytest
 
 from neolinkpy import catalog as c
-from neolinkpy import dial
+from neolinkpy import TLSConfig, dial
 from neolinkpy.cli import codec_echo_line, codec_random_lines
 from neolinkpy.errors import LinkClosedError, NeoError
 
-from support import PYTHON, ServerProcess, python_env
+from support import PYTHON, ServerProcess, python_env, tls_flags
 
 CLUSTER = "neotest"
 ABORT_OID = 7
@@ -50,21 +50,21 @@ def go_bin() -> str:
     return path
 
 
-def cli(impl: str) -> List[str]:
+def cli(impl: str) -> list[str]:
     """Command prefix of the CLI of implementation ``impl`` ("go" or "py")."""
     return [go_bin()] if impl == "go" else [PYTHON, "-m", "neolinkpy"]
 
 
-def start_server(impl: str, encoding: str) -> ServerProcess:
+def start_server(impl: str, encoding: str, tls: list[str] = ()) -> ServerProcess:
     argv = cli(impl) + ["serve", "--listen", "127.0.0.1:0", "--encoding", encoding,
-                        "--cluster", CLUSTER, "--abort-oid", ABORT_OID_ARG]
+                        "--cluster", CLUSTER, "--abort-oid", ABORT_OID_ARG, *tls]
     return ServerProcess(argv, env=python_env())
 
 
 def run_ping(impl: str, address: str, enc: str, light: bool, *args: str,
-             timeout: float = CLIENT_TIMEOUT) -> subprocess.CompletedProcess:
+             timeout: float = CLIENT_TIMEOUT, tls: list[str] = ()) -> subprocess.CompletedProcess:
     argv = cli(impl) + ["ping", "--encoding", enc, *(["--light"] if light else []),
-                        *args, address]
+                        *args, *tls, address]
     if "--cluster" not in args:
         argv[-1:-1] = ["--cluster", CLUSTER]
     try:
@@ -74,8 +74,9 @@ def run_ping(impl: str, address: str, enc: str, light: bool, *args: str,
         pytest.fail(f"{' '.join(argv)} did not finish within {timeout}s (hang?)")
 
 
-def ping_json(impl: str, address: str, enc: str, light: bool, *args: str) -> dict:
-    res = run_ping(impl, address, enc, light, "--json", *args)
+def ping_json(impl: str, address: str, enc: str, light: bool, *args: str,
+              tls: list[str] = ()) -> dict:
+    res = run_ping(impl, address, enc, light, "--json", *args, tls=tls)
     assert res.returncode == 0, f"ping {args} failed: {res.stderr}"
     lines = [line for line in res.stdout.splitlines() if line.strip()]
     assert len(lines) == 1, f"--json must print one line, got {res.stdout!r}"
@@ -86,28 +87,34 @@ def ping_json(impl: str, address: str, enc: str, light: bool, *args: str) -> dic
     return stats
 
 
-def cli_client_cell(impl: str, address: str, enc: str, light: bool) -> None:
+def cli_client_cell(impl: str, address: str, enc: str, light: bool,
+                    tls: list[str] = ()) -> None:
     """The cell's checks with a CLI client (the Go one, or Python's own CLI)."""
     # handshake + identification + Ping -> Pong
-    assert ping_json(impl, address, enc, light, "-n", "10")["count"] == 10
+    assert ping_json(impl, address, enc, light, "-n", "10", tls=tls)["count"] == 10
     # AskObject -> 1 MiB AnswerObject (the client checks length and SHA-1)
-    assert ping_json(impl, address, enc, light, "-n", "3", "--size", str(MIB))["count"] == 3
+    assert ping_json(impl, address, enc, light, "-n", "3", "--size", str(MIB),
+                     tls=tls)["count"] == 3
     # an Error answer is an error: wrong cluster name
-    res = run_ping(impl, address, enc, light, "-n", "1", "--cluster", "wrong-" + CLUSTER)
+    res = run_ping(impl, address, enc, light, "-n", "1", "--cluster", "wrong-" + CLUSTER,
+                   tls=tls)
     assert res.returncode == 1, res
     assert "invalid cluster name" in res.stderr, res.stderr
     # 1000 concurrent conns (or light asks) on one link
-    stats = ping_json(impl, address, enc, light, "-c", "1000", "-n", "1000")
+    stats = ping_json(impl, address, enc, light, "-c", "1000", "-n", "1000", tls=tls)
     assert stats["count"] == 1000
     # abrupt close mid-exchange: reported, exit status 1, no hang
-    res = run_ping(impl, address, enc, light, "-n", "3", "--size", str(ABORT_OID), timeout=30)
+    res = run_ping(impl, address, enc, light, "-n", "3", "--size", str(ABORT_OID), timeout=30,
+                   tls=tls)
     assert res.returncode == 1, res
     assert res.stderr.strip(), "the client must say what failed"
 
 
-async def py_client_cell(host: str, port: int, enc: str, light: bool) -> None:
+async def py_client_cell(host: str, port: int, enc: str, light: bool,
+                         tls: TLSConfig | None = None) -> None:
     """The cell's checks with the Python library as client."""
-    async with await dial(host, port, enc) as link:
+    async with dial(host, port, enc, tls=tls) as link:
+        assert (link.tls is not None) == (tls is not None)
         def asker():
             return link.ask1 if light else link.new_conn().ask
         ask = asker()
@@ -133,9 +140,10 @@ async def py_client_cell(host: str, port: int, enc: str, light: bool) -> None:
         # in flight (a server may refuse those with an Error before it closes)
         in_flight = [asyncio.ensure_future(asker()(c.AskObject(MIB, None, None)))
                      for _ in range(3)]
-        with pytest.raises((LinkClosedError, NeoError)):
-            await asyncio.wait_for(ask(c.AskObject(ABORT_OID, None, None)), 20)
-        await asyncio.wait_for(link.wait_closed(), 20)
+        async with asyncio.timeout(20):
+            with pytest.raises((LinkClosedError, NeoError)):
+                await ask(c.AskObject(ABORT_OID, None, None))
+            await link.wait_closed()
         for result in await asyncio.gather(*in_flight, return_exceptions=True):
             assert isinstance(result, (c.AnswerObject, LinkClosedError, NeoError)), result
         with pytest.raises(LinkClosedError):
@@ -157,6 +165,34 @@ def test_cell(client: str, server: str, enc: str, mode: str) -> None:
             assert stats["count"] == 1000
         else:
             cli_client_cell("go", srv.address, enc, light)
+        status, err = srv.stop()
+        assert status == 0, f"server exit status {status}; stderr:\n{err}"
+        assert "Traceback" not in err and "panic" not in err, err
+
+
+TLS_CELLS = [(cl, sv, enc, mode) for cl in ("go", "py") for sv in ("go", "py")
+             for enc, mode in (("N", "full"), ("M", "full"), ("M", "light"))]
+
+
+@pytest.mark.parametrize("client, server, enc, mode", TLS_CELLS,
+                         ids=[f"tls-{cl}-client-{sv}-server-{enc}-{mode}"
+                              for cl, sv, enc, mode in TLS_CELLS])
+def test_tls_cell(client: str, server: str, enc: str, mode: str,
+                  tls_files: dict[str, str]) -> None:
+    """The same checks over TLS (NEO/py's model: mutual, CA-checked), both sides
+    using the same certificate files."""
+    light = mode == "light"
+    flags = tls_flags(tls_files)
+    with start_server(server, enc if light else "auto", flags) as srv:
+        if client == "py":
+            tls = TLSConfig(tls_files["ca"], tls_files["cert"], tls_files["key"])
+            asyncio.run(asyncio.wait_for(
+                py_client_cell(srv.host, srv.port, enc, light, tls), 60))
+        else:
+            cli_client_cell("go", srv.address, enc, light, tls=flags)
+        # a client without TLS is rejected, and says so instead of hanging
+        res = run_ping(client, srv.address, enc, light, "-n", "1", timeout=30)
+        assert res.returncode == 1 and "cannot connect" in res.stderr, res
         status, err = srv.stop()
         assert status == 0, f"server exit status {status}; stderr:\n{err}"
         assert "Traceback" not in err and "panic" not in err, err
@@ -189,14 +225,14 @@ BAD_LINES = [
 ]
 
 
-def _run_go(args: List[str], stdin: Optional[str] = None) -> List[str]:
+def _run_go(args: list[str], stdin: str | None = None) -> list[str]:
     res = subprocess.run([go_bin(), *args], input=stdin, capture_output=True, text=True,
                          timeout=60)
     assert res.returncode == 0, f"neolink {' '.join(args)}: {res.stderr}"
     return [line for line in res.stdout.splitlines() if line.strip()]
 
 
-def _first_difference(sent: List[str], got: List[str]) -> str:
+def _first_difference(sent: list[str], got: list[str]) -> str:
     for a, b in zip(sent, got):
         if a.lower() != b.lower():
             cls = c.PACKETS.get(int(a.split()[0]))

@@ -56,7 +56,7 @@ async def test_dialer_vs_neopy_master():
         accept = await ident.ask(c.RequestIdentification(c.NodeTypes.CLIENT, None, None,
                                                          "neo", None, {}))
         assert accept.uuid == M1
-        incoming = [await link.accept_one() for _ in range(3)]
+        incoming = [await link.accept() for _ in range(3)]
         assert [conn.id for conn in incoming] == [0, 1, 2]
         assert isinstance(await incoming[0].recv(), c.NotifyNodeInformation)
         table = await incoming[1].recv()
