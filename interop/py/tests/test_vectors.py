@@ -9,7 +9,7 @@ from neolinkpy.framing import (FRAMINGS, HANDSHAKE_M, HANDSHAKE_N, N_HEADER, MDe
 
 M, N = FRAMINGS["M"], FRAMINGS["N"]
 
-# (msg_id, message, bytes of the M packet) -- neo-protocol-facts.md §1.11
+# (msg_id, message, bytes of the M packet) -- docs/reference.md §1.11
 VECTORS = [
     (0, c.Ping(), "93 00 02 90"),
     (0, c.Pong(), "93 00 cd 80 02 90"),
