@@ -58,6 +58,11 @@ func (c *Conn) String() string { return fmt.Sprintf("%s .%d", c.link, c.id) }
 // written completely even if its Conn is closed meanwhile, so closing a Conn
 // never breaks the stream's framing.
 //
+// A large message (64 KiB or more encoded) is not copied: its large byte
+// fields are written straight from msg's memory, so Send returns only once
+// the packet is written, as a net.Conn write does. Until its write begins,
+// closing the Conn (or, for SendContext, ctx ending) withdraws it.
+//
 // A Send waiting for buffer space returns ErrClosedConn when the Conn is
 // closed. On OS sockets Send never blocks in the kernel: what the socket
 // does not take at once is written by the link's flusher. On other

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -348,7 +349,13 @@ func TestKeepAliveSendBufferFull(t *testing.T) {
 				start := time.Now()
 				d := waitDone(t, l, start, 3*time.Second)
 				t.Logf("down %v after the start: %v", d.Round(time.Millisecond), l.Err())
-				wantIs(t, l.Err(), ErrLinkDown)
+				err := l.Err()
+				wantIs(t, err, ErrLinkDown)
+				// The keepalive, or the TCP_USER_TIMEOUT it sets.
+				var le *LinkError
+				if !(errors.As(err, &le) && le.Op == "keepalive") && !errors.Is(err, syscall.ETIMEDOUT) {
+					t.Fatalf("err = %v, want the keepalive's", err)
+				}
 				l.Close()
 				wg.Wait()
 			})
@@ -549,11 +556,11 @@ func TestSendReleasedByClose(t *testing.T) {
 		cfg.SendBuffer = 64 << 10
 		l, _ := rawPair(t, transports[1], proto.EncodingN, Dialer, cfg) // the peer never reads
 		c, _ := l.NewConn()
-		first := make(chan error, 1)
-		go func() { first <- c.Send(&proto.AskStoreObject{Data: make([]byte, 32<<20)}) }()
-		if err := wait(t, first); err != nil { // queued, not written: Send returns
-			t.Fatal(err)
-		}
+		// A large message is written from the sender's memory, so its Send
+		// waits for the write, which the peer never lets finish.
+		c0, _ := l.NewConn()
+		first := blocked(t, func() error { return c0.Send(&proto.AskStoreObject{Data: make([]byte, 32<<20)}) })
+		waitQueued(t, l, cfg.SendBuffer)
 		msg := &proto.AskStoreObject{Data: make([]byte, 32<<10)}
 		s1 := blocked(t, func() error { return c.Send(msg) })
 		c.Close()
@@ -564,6 +571,7 @@ func TestSendReleasedByClose(t *testing.T) {
 		s2 := blocked(t, func() error { return c2.Send(msg) })
 		l.Close()
 		wantIs(t, wait(t, s2), ErrLinkClosed)
+		wantIs(t, wait(t, first), ErrLinkClosed)
 		wantIs(t, c3.Send(msg), ErrLinkClosed)
 	})
 	t.Run("pipe", func(t *testing.T) {
@@ -844,9 +852,9 @@ func TestSendContextBufferFull(t *testing.T) {
 	cfg.SendBuffer = 64 << 10
 	l, _ := rawPair(t, transports[1], proto.EncodingN, Dialer, cfg) // the peer never reads
 	c, _ := l.NewConn()
-	if err := c.Send(&proto.AskStoreObject{Data: make([]byte, 32<<20)}); err != nil {
-		t.Fatal(err)
-	}
+	// A large Send waits for its write, which the peer never lets finish.
+	big := blocked(t, func() error { return c.Send(&proto.AskStoreObject{Data: make([]byte, 32<<20)}) })
+	waitQueued(t, l, cfg.SendBuffer)
 	msg := &proto.AskStoreObject{Data: make([]byte, 32<<10)}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	start := time.Now()
@@ -858,6 +866,19 @@ func TestSendContextBufferFull(t *testing.T) {
 	s := blocked(t, func() error { return c.SendContext(context.Background(), msg) })
 	c.Close()
 	wantIs(t, wait(t, s), ErrClosedConn)
+	// The large packet's write had begun: only the link's end releases it.
+	l.Close()
+	wantIs(t, wait(t, big), ErrLinkClosed)
+}
+
+// waitQueued waits until more than n bytes are queued for sending on l.
+func waitQueued(t *testing.T, l *NodeLink, n int) {
+	t.Helper()
+	waitFor(t, 5*time.Second, "the send queue to fill", func() bool {
+		l.tx.mu.Lock()
+		defer l.tx.mu.Unlock()
+		return l.tx.pendingLocked() > n
+	})
 }
 
 // With the peer never reading, what the link holds queued for sending stays

@@ -65,7 +65,9 @@ type txState struct {
 	base     int64     // stream offset of buf[0]
 	marks    fifo[int64]
 	lastMark int64
-	out      []byte // the buffer the owner is writing; out[outOff:] is unwritten
+	items     fifo[*largeItem] // large packets queued, in stream order
+	itemBytes int              // their sizes, counted against SendBuffer
+	out       []byte           // the buffer the owner is writing; out[outOff:] is unwritten
 	outOff   int
 	outBase  int64 // stream offset of out[0]
 	err      error // sticky: the link is closed or down
@@ -122,43 +124,21 @@ func (t *txState) init(l *NodeLink) {
 
 // send encodes msg for id and queues it, waiting while the send buffer is
 // full. c, if not nil, is checked for closing while waiting; ctx, if not
-// nil, ends the wait.
+// nil, ends the wait. A message big enough to carry large bins goes by
+// sendLarge.
 func (t *txState) send(ctx context.Context, c *Conn, id uint32, msg proto.Msg) error {
 	size := msg.ArgsSize() + maxHeader
-	t.mu.Lock()
-	var stop func() bool
-	for {
-		if t.err != nil {
-			break
-		}
-		if c != nil && c.txClosed.Load() {
-			t.mu.Unlock()
-			cleanup(stop)
-			return ErrClosedConn
-		}
-		if t.fitsLocked(size) {
-			break
-		}
-		if ctx != nil {
-			if err := ctx.Err(); err != nil {
-				t.mu.Unlock()
-				cleanup(stop)
-				return err
-			}
-			if stop == nil && ctx.Done() != nil {
-				stop = context.AfterFunc(ctx, t.wake)
-			}
-		}
-		t.space.Wait()
+	if size >= largeMin {
+		return t.sendLarge(ctx, c, id, msg)
 	}
-	if t.err != nil {
-		err := t.err
+	t.mu.Lock()
+	stop, err := t.waitSpaceLocked(ctx, c, size)
+	if err != nil {
 		t.mu.Unlock()
 		cleanup(stop)
 		return err
 	}
 	n := len(t.buf)
-	var err error
 	t.buf, err = proto.AppendPacket(t.buf, t.l.enc, id, msg, t.l.cfg.MaxPacketSize)
 	if err != nil {
 		t.mu.Unlock()
@@ -176,7 +156,134 @@ func (t *txState) send(ctx context.Context, c *Conn, id uint32, msg proto.Msg) e
 	if !t.writing.CompareAndSwap(false, true) {
 		return nil
 	}
-	return t.own(true)
+	return t.own(true, nil)
+}
+
+// waitSpaceLocked waits until size bytes may be queued. It returns the
+// error that ended the wait instead, and the context registration to
+// clean up.
+func (t *txState) waitSpaceLocked(ctx context.Context, c *Conn, size int) (stop func() bool, _ error) {
+	for {
+		if t.err != nil {
+			return stop, t.err
+		}
+		if c != nil && c.txClosed.Load() {
+			return stop, ErrClosedConn
+		}
+		if t.fitsLocked(size) {
+			return stop, nil
+		}
+		if ctx != nil {
+			if err := ctx.Err(); err != nil {
+				return stop, err
+			}
+			if stop == nil && ctx.Done() != nil {
+				stop = context.AfterFunc(ctx, t.wake)
+			}
+		}
+		t.space.Wait()
+	}
+}
+
+// Large messages: scatter-gather from the sender's memory.
+//
+// A message whose encoding may reach largeMin is encoded with its large
+// bins left out (proto.AppendPacketSG) into an item of its own, queued at
+// its place in the stream, and written straight from the message's own
+// memory: the payload is never copied into the send buffer. The sender
+// therefore waits until its packet is written (its memory must not change
+// before), like a write to a net.Conn; a large write is worth the wait, and
+// the send bound still holds for the item's bytes while it is queued.
+
+// largeMin is the least (upper bound of the) encoded size that takes the
+// scatter-gather path.
+const largeMin = 64 << 10
+
+// largeItem is one large packet queued for writing.
+type largeItem struct {
+	at   int64 // offset in the data stream (buf bytes only) it is written at
+	head []byte
+	seg  proto.Segments
+	size int
+	// Guarded by tx.mu.
+	started   bool  // the owner began writing it
+	cancelled bool  // its sender gave up before the write began
+	done      bool  // written, or failed (err)
+	err       error // the write error, if this item's write failed
+}
+
+var largeItems = sync.Pool{New: func() any { return new(largeItem) }}
+
+func (t *txState) sendLarge(ctx context.Context, c *Conn, id uint32, msg proto.Msg) error {
+	it := largeItems.Get().(*largeItem)
+	it.seg.Reset()
+	var err error
+	it.head, err = proto.AppendPacketSG(it.head[:0], &it.seg, t.l.enc, id, msg, t.l.cfg.MaxPacketSize)
+	if err != nil {
+		largeItems.Put(it)
+		return err
+	}
+	it.size = len(it.head) + it.seg.Len()
+	it.started, it.cancelled, it.done, it.err = false, false, false, nil
+	t.mu.Lock()
+	stop, err := t.waitSpaceLocked(ctx, c, it.size)
+	if err != nil {
+		t.mu.Unlock()
+		cleanup(stop)
+		largeItems.Put(it)
+		return err
+	}
+	it.at = t.base + int64(len(t.buf))
+	t.items.push(it)
+	t.itemBytes += it.size
+	t.packets++
+	t.bytes += uint64(it.size)
+	t.mu.Unlock()
+	if t.writing.CompareAndSwap(false, true) {
+		t.own(false, it)
+	}
+	// Wait until the packet is written or the link fails. Until its write
+	// begins, closing the Conn or ctx ending withdraws it; once begun it is
+	// written completely (the stream's framing depends on it), bounded by
+	// Config.WriteTimeout.
+	if stop == nil && ctx != nil && ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, t.wake)
+	}
+	t.mu.Lock()
+	var gaveUp error
+	for !it.done && t.err == nil {
+		if !it.started {
+			if c != nil && c.txClosed.Load() {
+				gaveUp = ErrClosedConn
+			} else if ctx != nil && ctx.Err() != nil {
+				gaveUp = ctx.Err()
+			}
+			if gaveUp != nil {
+				it.cancelled = true
+				t.itemBytes -= it.size
+				t.space.Broadcast()
+				break
+			}
+		}
+		t.space.Wait()
+	}
+	done, werr, lerr := it.done, it.err, t.err
+	t.mu.Unlock()
+	cleanup(stop)
+	switch {
+	case gaveUp != nil:
+		return gaveUp // the queue still holds it: not recycled
+	case done && werr == nil:
+		largeItems.Put(it)
+		return nil
+	case t.closed():
+		return ErrLinkClosed
+	case werr != nil:
+		return werr
+	}
+	// The link failed before the item was written; its writer may still
+	// hold it, so it is not recycled.
+	return lerr
 }
 
 func cleanup(stop func() bool) {
@@ -194,7 +301,7 @@ func (t *txState) fitsLocked(size int) bool {
 }
 
 // pendingLocked is the data queued for writing and not yet written.
-func (t *txState) pendingLocked() int { return len(t.buf) + len(t.out) - t.outOff }
+func (t *txState) pendingLocked() int { return len(t.buf) + len(t.out) - t.outOff + t.itemBytes }
 
 
 // control queues a small link-generated packet without ever blocking: the
@@ -234,26 +341,38 @@ func (t *txState) ended() bool {
 }
 
 // own writes as the owner until there is nothing left or the work is handed
-// to a flusher. An inline owner (a sender) writes at most one batch.
+// to a flusher. An inline owner (a small sender) writes at most one batch,
+// with one non-blocking attempt on OS sockets, and hands any large item to
+// the flusher. A large sender (mine) writes until its own item is written.
 // It returns the write error, so that the Send that hit it gets the real
 // I/O error.
-func (t *txState) own(inline bool) error {
+func (t *txState) own(inline bool, mine *largeItem) error {
 	for {
-		out, ctl := t.next()
-		if out == nil {
+		piece, kind, it := t.next()
+		var n int
+		var err error
+		switch kind {
+		case pieceNone:
 			if t.release() {
 				return nil
 			}
 			continue
+		case pieceItem:
+			if inline {
+				if t.spawnFlusher() {
+					return nil
+				}
+				continue
+			}
+			n, err = t.writeItem(it)
+		default:
+			if inline && t.raw != nil {
+				n, err = t.tryWrite(piece)
+			} else {
+				n, err = t.writeAll(piece, kind == pieceData)
+			}
+			t.advance(n, kind == pieceCtl)
 		}
-		var n int
-		var err error
-		if inline && t.raw != nil {
-			n, err = t.tryWrite(out)
-		} else {
-			n, err = t.writeAll(out, !ctl)
-		}
-		t.advance(n, ctl)
 		if err != nil {
 			t.l.fail(err)
 			t.writing.Store(false)
@@ -265,7 +384,7 @@ func (t *txState) own(inline bool) error {
 			}
 			return err
 		}
-		if inline && t.more() {
+		if (inline || (mine != nil && mine.isDone(t))) && t.more() {
 			if t.spawnFlusher() {
 				return nil
 			}
@@ -273,21 +392,70 @@ func (t *txState) own(inline bool) error {
 	}
 }
 
+func (it *largeItem) isDone(t *txState) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return it.done
+}
+
+// writeItem writes a large item from its parts, and marks it done.
+func (t *txState) writeItem(it *largeItem) (int, error) {
+	total := 0
+	var err error
+	for _, part := range it.seg.Buffers(it.head) {
+		var n int
+		n, err = t.writeAll(part, true)
+		total += n
+		if err != nil {
+			break
+		}
+	}
+	t.mu.Lock()
+	t.items.pop()
+	t.itemBytes -= it.size
+	it.done, it.err = true, err
+	t.space.Broadcast()
+	t.mu.Unlock()
+	return total, err
+}
+
+// dropCancelledLocked removes the items at the head of the queue whose
+// senders gave up before their write began.
+func (t *txState) dropCancelledLocked() {
+	for {
+		it, ok := t.items.peek()
+		if !ok || !it.cancelled {
+			return
+		}
+		t.items.pop()
+	}
+}
+
+type pieceKind uint8
+
+const (
+	pieceNone pieceKind = iota
+	pieceData
+	pieceCtl
+	pieceItem
+)
+
 // next returns the owner's next piece: the rest of a partly written one,
-// else pending control packets (only at a packet boundary), else data up to
-// the next mark. It takes a new buffer of appended packets when the one
-// being written is done.
-func (t *txState) next() (piece []byte, ctl bool) {
+// else pending control packets (only at a packet boundary), else a large
+// item due at this point of the stream, else data up to the next mark or
+// item. It takes a new buffer of appended packets when the one being
+// written is done.
+func (t *txState) next() (piece []byte, kind pieceKind, it *largeItem) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.err != nil {
-		return nil, false
+		return nil, pieceNone, nil
 	}
 	if len(t.ctlRest) > 0 {
-		return t.ctlRest, true
+		return t.ctlRest, pieceCtl, nil
 	}
 	if t.outOff < t.pieceEnd {
-		return t.out[t.outOff:t.pieceEnd], false
+		return t.out[t.outOff:t.pieceEnd], pieceData, nil
 	}
 	t.ctlMu.Lock()
 	if len(t.ctl) > 0 {
@@ -296,12 +464,18 @@ func (t *txState) next() (piece []byte, ctl bool) {
 		t.ctlSpare = nil
 		t.ctlMu.Unlock()
 		t.ctlRest = piece
-		return piece, true
+		return piece, pieceCtl, nil
 	}
 	t.ctlMu.Unlock()
+	t.dropCancelledLocked()
+	pos := t.outBase + int64(t.outOff)
+	if it, ok := t.items.peek(); ok && it.at == pos {
+		it.started = true
+		return nil, pieceItem, it
+	}
 	if t.outOff == len(t.out) {
 		if len(t.buf) == 0 {
-			return nil, false
+			return nil, pieceNone, nil
 		}
 		t.spare, t.out = t.out[:0], t.buf
 		if cap(t.spare) > 2*t.l.cfg.SendBuffer {
@@ -311,8 +485,16 @@ func (t *txState) next() (piece []byte, ctl bool) {
 		t.spare = nil
 		t.outBase, t.outOff, t.pieceEnd = t.base, 0, 0
 		t.base += int64(len(t.out))
+		pos = t.outBase
+		if it, ok := t.items.peek(); ok && it.at == pos {
+			it.started = true
+			return nil, pieceItem, it
+		}
 	}
 	end := len(t.out)
+	if it, ok := t.items.peek(); ok && it.at > pos && it.at-t.outBase < int64(end) {
+		end = int(it.at - t.outBase)
+	}
 	for {
 		m, ok := t.marks.peek()
 		if !ok {
@@ -327,7 +509,7 @@ func (t *txState) next() (piece []byte, ctl bool) {
 		t.marks.pop()
 	}
 	t.pieceEnd = end
-	return t.out[t.outOff:end], false
+	return t.out[t.outOff:end], pieceData, nil
 }
 
 // advance records that n bytes of the owner's piece were written.
@@ -361,7 +543,8 @@ func (t *txState) more() bool {
 	if t.err != nil {
 		return false
 	}
-	return len(t.ctlRest) > 0 || t.outOff < len(t.out) || len(t.buf) > 0 || t.ctlPendingLocked()
+	t.dropCancelledLocked()
+	return len(t.ctlRest) > 0 || t.outOff < len(t.out) || len(t.buf) > 0 || t.items.len() > 0 || t.ctlPendingLocked()
 }
 
 // release gives up ownership. It reports false if work arrived meanwhile
@@ -392,7 +575,7 @@ func (t *txState) spawnFlusher() bool {
 
 func (t *txState) flush() {
 	defer t.l.bg.Done()
-	t.own(false)
+	t.own(false, nil)
 }
 
 // tryWrite makes one non-blocking write attempt on an OS socket.
@@ -487,7 +670,7 @@ func (t *txState) drain(ctx context.Context) error {
 	defer stop()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for t.err == nil && ctx.Err() == nil && (t.outOff < len(t.out) || len(t.buf) > 0 || t.writing.Load() || t.ctlPendingLocked()) {
+	for t.err == nil && ctx.Err() == nil && (t.pendingLocked() > 0 || t.writing.Load() || t.ctlPendingLocked()) {
 		t.space.Wait()
 	}
 	if t.err != nil {

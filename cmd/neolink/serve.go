@@ -133,6 +133,7 @@ func (o *serveOpts) run() error {
 	cfg.Encoding = enc
 	cfg.AcceptBacklog = o.backlog
 	cfg.HandshakeTimeout = o.handshakeTimeout
+	cfg.WriteTimeout = o.sendTimeout
 	if cfg.TLS, err = o.tls.config(); err != nil {
 		return err
 	}
@@ -330,7 +331,11 @@ func (s *server) serveLink(ls *linkState) {
 	if errors.Is(err, neonet.ErrLinkNoListen) {
 		<-link.Done() // Shutdown is closing the link once its conns are done
 	}
-	why := s.why(ls, link.Err())
+	lerr := link.Err()
+	if errors.Is(lerr, neonet.ErrWriteTimeout) {
+		s.sendStalls.Add(1)
+	}
+	why := s.why(ls, lerr)
 	link.Close()
 	conns.Wait()
 	st := link.Stats()
@@ -434,7 +439,7 @@ func (s *server) why(ls *linkState, err error) string {
 	switch {
 	case ls.aborted.Load():
 		return fmt.Sprintf("aborted on AskObject of oid %x (-abort-oid)", s.abortOID)
-	case ls.stalled.Load():
+	case errors.Is(err, neonet.ErrWriteTimeout):
 		return fmt.Sprintf("closed: the peer did not read our answers for %v (-send-timeout)", s.sendTimeout)
 	case errors.Is(err, neonet.ErrLinkClosed) && s.ctx.Err() != nil:
 		return "closed for shutdown"
@@ -456,19 +461,10 @@ func (s *server) serveConn(ls *linkState, c *neonet.Conn) {
 		cancel()
 		c.Close()
 	}()
-	// A Send blocks while the link's send buffer is full, and only the
-	// link's end wakes it: a peer that stops reading would otherwise hold
-	// this goroutine forever. So a Send that has not returned within
-	// sendTimeout closes the link. When neonet gains Conn.SendContext, use
-	// it with a per-request deadline instead and close only this conn.
-	stall := time.AfterFunc(time.Hour, func() {
-		if ls.stalled.CompareAndSwap(false, true) { // once per link, whatever the handlers blocked
-			s.sendStalls.Add(1)
-			ls.link.Close()
-		}
-	})
-	stall.Stop()
-	defer stall.Stop()
+	// A peer that stops reading cannot hold this goroutine: a reply that
+	// waits for send-buffer space longer than sendTimeout gives up and
+	// closes this conn (SendContext), and the link itself goes down when
+	// its writes make no progress for sendTimeout (Config.WriteTimeout).
 	var ans proto.AnswerObject // reused: Send encodes at once
 	for {
 		msg, err := c.RecvContext(ctx)
@@ -489,25 +485,25 @@ func (s *server) serveConn(ls *linkState, c *neonet.Conn) {
 		if reply == nil {
 			continue
 		}
-		stall.Reset(s.sendTimeout)
-		ok := send(c, reply)
-		stall.Stop()
+		sctx, scancel := context.WithTimeout(ctx, s.sendTimeout)
+		ok := send(sctx, c, reply)
+		scancel()
 		if !ok {
 			return
 		}
 	}
 }
 
-// send sends reply on c; a reply too big for a packet is replaced by a
-// PROTOCOL_ERROR. It reports whether c is still usable.
-func send(c *neonet.Conn, reply proto.Msg) bool {
-	err := c.Send(reply)
+// send sends reply on c within ctx; a reply too big for a packet is
+// replaced by a PROTOCOL_ERROR. It reports whether c is still usable.
+func send(ctx context.Context, c *neonet.Conn, reply proto.Msg) bool {
+	err := c.SendContext(ctx, reply)
 	if errors.Is(err, proto.ErrPacketTooBig) {
 		var ce *neonet.ConnError
 		if errors.As(err, &ce) {
 			err = ce.Err // without the link and conn id, which the peer knows
 		}
-		err = c.Send(proto.ProtocolError("cannot answer: " + err.Error()))
+		err = c.SendContext(ctx, proto.ProtocolError("cannot answer: "+err.Error()))
 	}
 	return err == nil
 }
@@ -574,7 +570,6 @@ type linkState struct {
 	slots   chan struct{} // a slot per conn being served
 	idleCh  chan struct{} // signalled when a conn goes idle
 	aborted atomic.Bool
-	stalled atomic.Bool // closed for not reading our answers
 
 	mu   sync.Mutex
 	idle list.List // of *idleConn, least recently used first

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/neolink/neolink/handshake"
 	"github.com/neolink/neolink/neonet"
 	"github.com/neolink/neolink/proto"
 )
@@ -194,15 +195,27 @@ func waitLog(t *testing.T, s *serveProc, want string, timeout time.Duration) {
 // of them: its link is closed after -send-timeout, and serve goes on.
 func TestServeSendTimeout(t *testing.T) {
 	s := startServe(t, "-link-handlers", "2", "-send-timeout", "500ms")
-	link := dial(t, s.addr, proto.EncodingN)
-	for range 40 {
-		c, err := link.NewConn()
+	// A peer that never reads: a raw connection after the handshake, so
+	// that nothing on its side drains the socket.
+	nc, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := handshake.Dial(ctx, nc, proto.EncodingN); err != nil {
+		t.Fatal(err)
+	}
+	var reqs []byte
+	for i := range 40 {
+		reqs, err = proto.AppendPacket(reqs, proto.EncodingN, uint32(2*i+1), &proto.AskObject{OID: 1 << 20}, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := c.Send(&proto.AskObject{OID: 1 << 20}); err != nil {
-			t.Fatal(err)
-		}
+	}
+	if _, err := nc.Write(reqs); err != nil {
+		t.Fatal(err)
 	}
 	waitLog(t, s, "the limit per link (-link-handlers)", 10*time.Second)
 	waitLog(t, s, "closed: the peer did not read our answers for 500ms (-send-timeout)", 10*time.Second)
