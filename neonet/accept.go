@@ -70,7 +70,7 @@ func (l *NodeLink) accept(light bool) (*Conn, delivery, error) {
 		switch err {
 		case nil:
 			if light {
-				return c, delivery{code: p.Code, args: p.Args, direct: true}, nil
+				return c, delivery{code: p.Code, args: p.Args, lent: p.Lent, direct: true}, nil
 			}
 			l.releaseBaton()
 			return c, delivery{}, nil

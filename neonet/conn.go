@@ -25,8 +25,9 @@ type Conn struct {
 
 	txClosed atomic.Bool // Close: Send fails with ErrClosedConn
 
-	rxmu sync.Mutex // serializes receivers; guards msgs. Lock rxmu BEFORE NodeLink.mu.
+	rxmu sync.Mutex // serializes receivers; guards msgs and held. Lock rxmu BEFORE NodeLink.mu.
 	msgs []proto.Msg
+	held []byte // the lent buffer the last Recv's message points into
 
 	// Guarded by link.mu.
 	w        waiter
@@ -119,7 +120,19 @@ func (c *Conn) recv(ctx context.Context) (proto.Msg, error) {
 	defer c.link.release(&d)
 	m := c.cached(d.code)
 	if m == nil {
+		proto.Recycle(d.lent)
 		return nil, c.decodeErr(fmt.Errorf("%w %d (%#04x)", proto.ErrUnknownCode, d.code, d.code))
+	}
+	if d.lent != nil {
+		// A large packet: its byte fields are decoded in place, and the
+		// buffer is kept until the next receiving call, as long as the
+		// returned message is valid.
+		if err := proto.DecodeArgsAlias(m, d.args); err != nil {
+			proto.Recycle(d.lent)
+			return nil, c.decodeErr(err)
+		}
+		c.held = d.lent
+		return m, nil
 	}
 	if err := m.DecodeArgs(d.args); err != nil {
 		return nil, c.decodeErr(err)
@@ -127,8 +140,13 @@ func (c *Conn) recv(ctx context.Context) (proto.Msg, error) {
 	return m, nil
 }
 
-// receive waits for the next packet under ctx. Called with rxmu held.
+// receive waits for the next packet under ctx. Called with rxmu held. It
+// ends the validity of what the previous Recv returned.
 func (c *Conn) receive(ctx context.Context) (delivery, error) {
+	if c.held != nil {
+		proto.Recycle(c.held)
+		c.held = nil
+	}
 	stop := c.link.watch(ctx, &c.w)
 	d, err := c.link.recv(c)
 	stop()
@@ -172,7 +190,8 @@ func (c *Conn) expect(ctx context.Context, msgs []proto.Msg) (int, error) {
 		return -1, c.err("recv", err)
 	}
 	defer c.link.release(&d)
-	i, err := decodeExpected(d.code, d.args, msgs)
+	i, err := decodeExpected(d.code, d.args, msgs) // copies: msgs are the caller's
+	proto.Recycle(d.lent)
 	if err != nil {
 		if _, isErr := err.(*proto.Error); !isErr {
 			c.link.countDecodeError()

@@ -113,12 +113,19 @@ func (l *NodeLink) recv1(ctx context.Context) (Request, error) {
 	}
 	var err error
 	m := c.cached(d.code)
-	if m == nil {
+	switch {
+	case m == nil:
 		err = proto.ErrUnknownCode
-	} else {
+	case d.lent != nil:
+		// Decoded in place; the buffer lives as long as Request.Msg.
+		if err = proto.DecodeArgsAlias(m, d.args); err == nil {
+			c.held, d.lent = d.lent, nil
+		}
+	default:
 		err = m.DecodeArgs(d.args)
 	}
 	l.release(&d)
+	proto.Recycle(d.lent)
 	if err != nil {
 		l.mu.Lock()
 		l.stats.DecodeErrors++
@@ -175,7 +182,7 @@ func (l *NodeLink) takeFirst(c *Conn, d *delivery) bool {
 		l.removeLocked(c)
 		return false
 	}
-	*d = delivery{code: b.code, args: b.args, buf: b}
+	*d = queued(b)
 	return true
 }
 

@@ -231,6 +231,9 @@ func (l *NodeLink) connLocked(id uint32, local bool) *Conn {
 // recycleLocked returns a light Conn to the free list. Its generation
 // changes, so a Request kept past Close cannot touch its next use.
 func (l *NodeLink) recycleLocked(c *Conn) {
+	// A Request's message pointed into held until now (its Close).
+	proto.Recycle(c.held)
+	c.held = nil
 	c.gen++
 	c.rxClosed, c.closed, c.rxErr, c.toldPeer = false, false, nil, false
 	c.txClosed.Store(false)

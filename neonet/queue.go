@@ -1,13 +1,18 @@
 package neonet
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/neolink/neolink/proto"
+)
 
 // rxBuf holds one received packet copied out of the link's read buffer, for a
 // receiver that is not the goroutine that read it.
 type rxBuf struct {
 	code   uint16
 	args   []byte
-	charge int // what the packet costs against the receive bounds
+	lent   []byte // the reader's lent buffer args live in (large packets), or nil
+	charge int    // what the packet costs against the receive bounds
 }
 
 // rxOverhead is what a queued packet costs beyond its buffer: the rxBuf, its
@@ -24,7 +29,19 @@ var rxClasses = [...]int{256, 1 << 10, 4 << 10}
 // rxPools[i] holds rxBufs whose args have capacity rxClasses[i].
 var rxPools [len(rxClasses)]sync.Pool
 
-func newRxBuf(code uint16, args []byte) *rxBuf {
+// newRxBuf queues p: a lent large packet is taken over as it is, without a
+// copy; anything else is copied out of the read buffer.
+func newRxBuf(p *proto.Packet) *rxBuf {
+	if p.Lent != nil {
+		b, _ := lentBufs.Get().(*rxBuf)
+		if b == nil {
+			b = new(rxBuf)
+		}
+		b.code, b.args, b.lent = p.Code, p.Args, p.Lent
+		b.charge = cap(p.Lent) + rxOverhead
+		return b
+	}
+	code, args := p.Code, p.Args
 	n := len(args)
 	var b *rxBuf
 	for i, size := range rxClasses {
@@ -45,8 +62,26 @@ func newRxBuf(code uint16, args []byte) *rxBuf {
 	return b
 }
 
-// free returns b to its class's pool; an oversized buffer is left to the GC.
+// lentBufs holds rxBuf structs for lent packets; their buffers go back to
+// the packet reader's pools (proto.Recycle).
+var lentBufs sync.Pool
+
+// takeLent detaches b's lent buffer, for a receiver that decodes in place
+// and recycles it later, and frees b.
+func (b *rxBuf) takeLent() []byte {
+	lent := b.lent
+	b.lent, b.args = nil, nil
+	lentBufs.Put(b)
+	return lent
+}
+
+// free returns b to its class's pool (a lent buffer to the reader's pools);
+// an oversized buffer is left to the GC.
 func (b *rxBuf) free() {
+	if b.lent != nil {
+		proto.Recycle(b.takeLent())
+		return
+	}
 	for i, size := range rxClasses {
 		if cap(b.args) == size {
 			rxPools[i].Put(b)

@@ -123,8 +123,8 @@ func TestLinkBoundAbortsHog(t *testing.T) {
 			codePong := (*proto.Pong)(nil).MsgCode()
 			big := packetArgs(t, &proto.AskStoreObject{Data: make([]byte, 3<<10)})
 			small := packetArgs(t, &proto.Pong{})
-			bigCharge := newRxBuf(codeStore, big).charge
-			smallCharge := newRxBuf(codePong, small).charge
+			bigCharge := newRxBuf(&proto.Packet{Code: codeStore, Args: big}).charge
+			smallCharge := newRxBuf(&proto.Packet{Code: codePong, Args: small}).charge
 			const nHog, nOther = 16, 15
 			// The second small packet crosses the bound, the first does not.
 			bound := bigCharge*(nHog+nOther) + smallCharge + smallCharge/2
@@ -658,7 +658,7 @@ func TestAnswerBitNoErrorOnOwnID(t *testing.T) {
 	leakCheck(t)
 	ans := &proto.AnswerObject{OID: 1, Data: make([]byte, 300)}
 	// Room for one answer, not two.
-	bound := 2*newRxBuf(codeAnswerObject, packetArgs(t, ans)).charge - 1
+	bound := 2*newRxBuf(&proto.Packet{Code: codeAnswerObject, Args: packetArgs(t, ans)}).charge - 1
 	cfg := DefaultConfig()
 	cfg.ConnRecvBuffer, cfg.LinkRecvBuffer = bound, bound
 	l, p := rawPair(t, transports[1], proto.EncodingM, Dialer, cfg)

@@ -44,8 +44,9 @@ import (
 //   - At most one goroutine holds the baton: rx.reader is its waiter. Only
 //     the holder touches rx.rd and the buffer its packets alias.
 //   - The baton is released only by its holder (handOffLocked), to a parked
-//     Conn receiver if any; otherwise the reservation timer is re-armed, so
-//     a free baton is always picked up within reserveWindow.
+//     Conn receiver if any; otherwise the reservation timer is pending (it
+//     is armed then if it was not), so a free baton is always picked up
+//     within two reserveWindows.
 //   - A waiter is on rx.parked iff it is blocked in park (or about to be).
 //     unparkLocked removes it and sends the one token it will consume.
 //   - Nothing blocks while holding NodeLink.mu, and the reader never blocks
@@ -58,10 +59,14 @@ type rxState struct {
 	interrupted bool    // a past read deadline is set to interrupt the reader
 	parked      waiterList
 	bg          waiter      // the link's own background reader
-	reserve     *time.Timer // fires when the baton stayed free for reserveWindow
+	reserve     *time.Timer // fires when the baton may have stayed free for reserveWindow
+	armed       bool        // reserve is pending
+	releases    uint64      // baton releases so far
+	armedAt     uint64      // releases when reserve was armed
 	wokeConn    bool        // routing woke a Conn receiver or the acceptor since the holder took the baton
 	draining    bool        // Shutdown: discard what arrives, reply nothing
 
+	tookLent    bool      // routing queued the lent buffer of the packet it routes
 	queued      int       // charge of all queued packets (see rxBuf.charge)
 	room        sync.Cond // L is NodeLink.mu: the reader waits here for queue space
 	roomWaiters int
@@ -78,6 +83,12 @@ type rxState struct {
 // real network and well above the scheduling delay of a handler that
 // answers at once.
 const reserveWindow = 300 * time.Microsecond
+
+// lendMin is the packet size from which the reader reads a packet into a
+// buffer of its own and lends it (proto.PacketReader.SetLendThreshold): a
+// large packet is then queued without a copy, and Recv decodes its byte
+// fields in place.
+const lendMin = 64 << 10
 
 type unsolicited struct {
 	id   uint32
@@ -164,10 +175,14 @@ func (l *NodeLink) initRx() {
 	l.rx.room.L = &l.mu
 	l.acc.w.kind = waitAccept
 	l.rx.rd = proto.NewPacketReader(linkReader{l}, l.enc, l.cfg.MaxPacketSize, nil)
+	l.rx.rd.SetLendThreshold(lendMin)
 	l.rx.lastRead.Store(time.Now().UnixNano())
 	// Nobody reads yet: the timer starts the link's own reading unless a
-	// caller takes the baton first.
+	// caller takes the baton first. (Under mu: the timer may fire at once.)
+	l.mu.Lock()
+	l.rx.armed = true
 	l.rx.reserve = time.AfterFunc(reserveWindow, l.reserveExpired)
+	l.mu.Unlock()
 }
 
 // linkReader is the link's socket as the packet reader sees it: it records
@@ -202,7 +217,15 @@ func (l *NodeLink) handOffLocked() {
 			return
 		}
 	}
-	rx.reserve.Reset(reserveWindow)
+	// Arming is lazy: resetting a timer on every release wakes the
+	// runtime's netpoller each time (the new deadline is earlier than its
+	// sleep), which cost ~2 µs per round trip. A pending timer that finds
+	// the baton was used meanwhile re-arms instead (reserveExpired).
+	rx.releases++
+	if !rx.armed {
+		rx.armed, rx.armedAt = true, rx.releases
+		rx.reserve.Reset(reserveWindow)
+	}
 }
 
 // reserveExpired runs on the timer's goroutine when the baton may have been
@@ -211,7 +234,16 @@ func (l *NodeLink) handOffLocked() {
 func (l *NodeLink) reserveExpired() {
 	l.mu.Lock()
 	rx := &l.rx
+	rx.armed = false
 	if rx.reader != nil || l.closed || l.downErr != nil {
+		// The holder re-arms when it releases the baton.
+		l.mu.Unlock()
+		return
+	}
+	if rx.releases != rx.armedAt {
+		// Released again since armed: it may have been free only briefly.
+		rx.armed, rx.armedAt = true, rx.releases
+		rx.reserve.Reset(reserveWindow)
 		l.mu.Unlock()
 		return
 	}
@@ -249,20 +281,33 @@ func (l *NodeLink) backgroundRead() {
 
 // delivery is a packet handed to a receiver: either a queued copy (buf) or,
 // when direct, the reader's own buffer while the receiver holds the baton.
+// A large packet lives in a lent buffer (lent) instead, which the receiver
+// owns: it recycles it once nothing refers to it (see Conn.recv).
 type delivery struct {
 	code   uint16
 	args   []byte
 	buf    *rxBuf
+	lent   []byte
 	direct bool
 }
 
-// release frees the packet; a direct delivery releases the baton.
+// release frees the packet, except its lent buffer; a direct delivery
+// releases the baton.
 func (l *NodeLink) release(d *delivery) {
 	if d.direct {
 		l.releaseBaton()
 	} else if d.buf != nil {
 		d.buf.free()
 	}
+}
+
+// queued makes a delivery of a packet popped from a queue.
+func queued(b *rxBuf) delivery {
+	if b.lent != nil {
+		code, args := b.code, b.args
+		return delivery{code: code, args: args, lent: b.takeLent()}
+	}
+	return delivery{code: b.code, args: b.args, buf: b}
 }
 
 var (
@@ -288,7 +333,7 @@ func (l *NodeLink) recv(c *Conn) (delivery, error) {
 				// rest and pass the baton on, as after a direct packet.
 				l.releaseBaton()
 			}
-			return delivery{code: b.code, args: b.args, buf: b}, nil
+			return queued(b), nil
 		}
 		rerr := c.recvErrLocked()
 		if rerr != nil {
@@ -304,7 +349,7 @@ func (l *NodeLink) recv(c *Conn) (delivery, error) {
 				l.mu.Lock()
 				c.receiving = false
 				l.mu.Unlock()
-				return delivery{code: p.Code, args: p.Args, direct: true}, nil
+				return delivery{code: p.Code, args: p.Args, lent: p.Lent, direct: true}, nil
 			}
 			l.mu.Lock()
 		}
@@ -366,7 +411,11 @@ func (l *NodeLink) readFor(w *waiter) (proto.Packet, *Conn, error) {
 			return p, nil, errRetry
 		}
 		l.mu.Lock()
+		rx.tookLent = false
 		own, c, ferr := l.routeLocked(p, w)
+		if !own {
+			l.recycleUntakenLocked(&p)
+		}
 		yield := !own && w.kind != waitConn && rx.wokeConn
 		cb := l.startCallbacksLocked()
 		l.mu.Unlock()
@@ -439,7 +488,9 @@ func (l *NodeLink) releaseBaton() {
 			break
 		}
 		l.mu.Lock()
+		rx.tookLent = false
 		_, _, ferr := l.routeLocked(p, nil)
+		l.recycleUntakenLocked(&p)
 		cb := l.startCallbacksLocked()
 		l.mu.Unlock()
 		if cb {
@@ -590,7 +641,7 @@ func (l *NodeLink) deliverLocked(c *Conn, p proto.Packet, w *waiter) bool {
 // nothing wrong. It reports whether p was queued.
 func (l *NodeLink) enqueueLocked(c *Conn, p proto.Packet) bool {
 	rx := &l.rx
-	b := newRxBuf(p.Code, p.Args)
+	b := newRxBuf(&p)
 	for {
 		if c.rxClosed || l.closed || l.downErr != nil {
 			b.free()
@@ -623,7 +674,18 @@ func (l *NodeLink) enqueueLocked(c *Conn, p proto.Packet) bool {
 	}
 	c.q.push(b)
 	rx.queued += b.charge
+	if b.lent != nil {
+		rx.tookLent = true
+	}
 	return true
+}
+
+// recycleUntakenLocked gives back the lent buffer of a packet that routing
+// did not queue (dropped, refused, discarded, or aborted on overflow).
+func (l *NodeLink) recycleUntakenLocked(p *proto.Packet) {
+	if p.Lent != nil && !l.rx.tookLent {
+		proto.Recycle(p.Lent)
+	}
 }
 
 // keepingUpLocked reports whether c's queue is being taken: a receiver is

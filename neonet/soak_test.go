@@ -664,7 +664,7 @@ func (p *soakProxy) serve() {
 		rng := rand.New(rand.NewPCG(p.seed, p.n))
 		p.mu.Unlock()
 		pc.plan(rng)
-		if p.fault == faultSlow {
+		if p.fault == faultSlow && os.Getenv("SOAK_BIGBUF") == "" {
 			// A bottleneck, not a buffering middlebox: with small proxy
 			// buffers, the peers' kernels see their data acknowledged at
 			// the path's rate. (Behind a TCP-terminating proxy that
