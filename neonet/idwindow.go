@@ -2,7 +2,9 @@ package neonet
 
 // idWindow remembers which peer-opened connection ids have been seen, so that
 // a late packet for a closed connection gets "connection closed" instead of
-// opening a new one. It needs no timer and a fixed 4 KiB per link.
+// opening a new one. It needs no timer and 4 KiB per link, allocated when
+// the peer opens its first connection (a link that only dials, or routes by
+// the answer bit, never pays it).
 //
 // A peer allocates its ids in increasing order (+2, wrapping mod 2³²), but
 // the first packets of its connections may arrive out of order when several
@@ -16,9 +18,8 @@ package neonet
 // top up by n ids clears just the n slots that come back into the window,
 // so the common case, the next id of the peer, costs O(1).
 type idWindow struct {
-	top  uint32 // highest id seen
-	init bool   // whether any id was seen
-	bits [windowSize / 64]uint64
+	top  uint32                   // highest id seen
+	bits *[windowSize / 64]uint64 // nil until an id is seen
 }
 
 // windowSize is in ids of one parity; it covers 65536 consecutive id values.
@@ -36,7 +37,7 @@ func (w *idWindow) set(id uint32)      { s := slot(id); w.bits[s/64] |= 1 << (s 
 
 // seen reports whether id was seen before (or is too old to tell).
 func (w *idWindow) seen(id uint32) bool {
-	if !w.init {
+	if w.bits == nil {
 		return false
 	}
 	k := w.offset(id)
@@ -51,8 +52,8 @@ func (w *idWindow) seen(id uint32) bool {
 
 // mark records id as seen.
 func (w *idWindow) mark(id uint32) {
-	if !w.init {
-		w.init, w.top = true, id
+	if w.bits == nil {
+		w.bits, w.top = new([windowSize / 64]uint64), id
 		w.set(id)
 		return
 	}
@@ -70,7 +71,7 @@ func (w *idWindow) mark(id uint32) {
 // advance moves the top up by n ids, clearing the slots they reuse.
 func (w *idWindow) advance(n int64) {
 	if n >= windowSize {
-		w.bits = [windowSize / 64]uint64{}
+		*w.bits = [windowSize / 64]uint64{}
 		return
 	}
 	for s := int64(slot(w.top)) + 1; n > 0; n-- {

@@ -52,7 +52,7 @@ func TestIDWindowModel(t *testing.T) {
 				}
 			}
 		}
-		if w.init && w.top != mtop {
+		if w.bits != nil && w.top != mtop {
 			t.Fatalf("top %#x, model %#x", w.top, mtop)
 		}
 	}

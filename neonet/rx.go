@@ -394,6 +394,25 @@ func (l *NodeLink) stepLocked(w *waiter, err error) (read bool, _ error) {
 func (l *NodeLink) readFor(w *waiter) (proto.Packet, *Conn, error) {
 	rx := &l.rx
 	for {
+		if w.kind == waitBackground && l.tx.raw != nil && rx.rd.Release() {
+			// Nothing buffered and maybe a long wait ahead: an idle link
+			// holds no read buffer (it is pooled), only this goroutine.
+			if err := l.tx.raw.Read(readable); err != nil {
+				if isTimeout(err) {
+					if l.interruptedStop(w) {
+						return proto.Packet{}, nil, errRetry
+					}
+					continue
+				}
+				l.mu.Lock()
+				if rx.reader == w {
+					rx.reader = nil
+				}
+				l.mu.Unlock()
+				l.fail(err)
+				return proto.Packet{}, nil, errRetry
+			}
+		}
 		p, err := rx.rd.Next()
 		if err != nil {
 			if isTimeout(err) {

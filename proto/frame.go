@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 
 	"github.com/tinylib/msgp/msgp"
 )
@@ -147,6 +148,42 @@ type PacketReader struct {
 
 	lendAt int    // packets of at least lendAt bytes are lent; 0: none
 	home   []byte // the reader's own buffer while buf holds a packet to lend
+	box    *readBuf
+}
+
+// readBuf carries a released read-ahead buffer in readBufs; readers keep
+// the box they took, so that releasing does not allocate.
+type readBuf struct{ b []byte }
+
+// readBufs holds read-ahead buffers of idle readers (see Release).
+var readBufs sync.Pool
+
+// Release gives the read-ahead buffer back to a pool shared by all readers
+// when nothing is buffered, so that an idle reader holds no buffer; its
+// next read takes one again. It reports whether the buffer was released.
+// It is for a caller about to wait a long time for input (a connection
+// that may stay idle), not for every read.
+func (r *PacketReader) Release() bool {
+	if r.start != r.end || r.home != nil || len(r.buf) != readBufSize {
+		return false
+	}
+	bx := r.box
+	if bx == nil {
+		bx = new(readBuf)
+	}
+	bx.b, r.buf, r.box = r.buf, nil, nil
+	r.start, r.end = 0, 0
+	readBufs.Put(bx)
+	return true
+}
+
+// reacquire takes a read-ahead buffer after Release.
+func (r *PacketReader) reacquire() {
+	if bx, _ := readBufs.Get().(*readBuf); bx != nil {
+		r.buf, bx.b, r.box = bx.b, nil, bx
+		return
+	}
+	r.buf = make([]byte, readBufSize)
 }
 
 // Default read-ahead buffer size. A larger packet grows the buffer; it
@@ -408,6 +445,9 @@ func (w *walker) advance(b []byte, limit int) (done bool, err error) {
 
 // fill reads more input, first making room for the packet being parsed.
 func (r *PacketReader) fill() error {
+	if r.buf == nil {
+		r.reacquire()
+	}
 	if r.start == r.end {
 		r.start, r.end = 0, 0 // nothing pending: rewinding costs no copy
 	}
