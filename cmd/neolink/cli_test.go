@@ -42,7 +42,7 @@ func TestHelp(t *testing.T) {
 func TestServeHelp(t *testing.T) {
 	r := neolink(t, 10*time.Second, nil, "serve", "-h")
 	mustSucceed(t, r, "serve -h")
-	for _, want := range []string{"Limits", "-backlog N", "-link-handlers N", "-max-handlers N", "-send-timeout", "-stats-every", "256 handshakes"} {
+	for _, want := range []string{"Limits", "-backlog N", "-link-handlers N", "-max-handlers N", "-send-timeout", "-stats-every", "4096 handshakes"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("no %q in:\n%s", want, r.stdout)
 		}

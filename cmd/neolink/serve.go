@@ -35,15 +35,17 @@ SHA-1 of the data as NEO defines it; any other request gets PROTOCOL_ERROR
 requests) or light mode (one id per request).
 
 Limits, so that no peer can take the process down:
-  - at most 256 handshakes at once (more wait in the kernel backlog), each
-    within -handshake-timeout; the log says when the slots are full, and how
-    many bytes a failed handshake had received
+  - at most 4096 handshakes at once (one more drops the oldest), each with
+    its first byte within 2s and done within -handshake-timeout; the log says
+    when the slots are full, and how many bytes a failed handshake had
+    received
   - per link: -backlog conns waiting to be served (beyond it the peer gets
     "connection refused"), -link-handlers conns served at once, of which
     -idle-conns may wait idle for another request (least recently used
     closed first), 16 MiB of unread data per conn and 64 MiB per link, a
     4 MiB send buffer; a peer that does not read our answers for
-    -send-timeout has its link closed
+    -send-timeout has its link closed, and so does a peer whose packet
+    started arriving but is not complete within -packet-timeout
   - per process: -max-handlers conns served at once over all links
   - packets up to 64 MiB: a larger AskObject answer is PROTOCOL_ERROR
   - out of file descriptors (EMFILE): logged, and accepting backs off
@@ -65,6 +67,7 @@ status 0.`,
 			fs.IntVar(&o.linkHandlers, "link-handlers", 4096, "serve at most `N` conns of one link at once")
 			fs.IntVar(&o.maxHandlers, "max-handlers", 16384, "serve at most `N` conns at once over all links")
 			durationVar(fs, &o.sendTimeout, "send-timeout", 30*time.Second, "close a link whose peer has not read our answers for `DURATION`")
+			durationVar(fs, &o.packetTimeout, "packet-timeout", 2*time.Minute, "close a link whose peer takes longer than `DURATION` to send one packet")
 			durationVar(fs, &o.handshakeTimeout, "handshake-timeout", 10*time.Second, "close a connection that has not completed its handshake (TLS included) within `DURATION`")
 			durationVar(fs, &o.statsEvery, "stats-every", time.Minute, "log the counters every `DURATION` (0: only on exit)")
 			o.tls.register(fs)
@@ -83,6 +86,7 @@ type serveOpts struct {
 	listen, encoding, cluster, abortOID           string
 	idleConns, backlog, linkHandlers, maxHandlers int
 	sendTimeout, statsEvery, handshakeTimeout     time.Duration
+	packetTimeout                                 time.Duration
 	tls                                           tlsFlags
 }
 
@@ -106,6 +110,8 @@ func (o *serveOpts) run() error {
 		return usagef("-max-handlers must be at least 1")
 	case o.sendTimeout <= 0:
 		return usagef("-send-timeout must be positive")
+	case o.packetTimeout <= 0:
+		return usagef("-packet-timeout must be positive")
 	case o.statsEvery < 0:
 		return usagef("-stats-every must not be negative")
 	case o.handshakeTimeout <= 0:
@@ -134,6 +140,7 @@ func (o *serveOpts) run() error {
 	cfg.AcceptBacklog = o.backlog
 	cfg.HandshakeTimeout = o.handshakeTimeout
 	cfg.WriteTimeout = o.sendTimeout
+	cfg.PacketTimeout = o.packetTimeout
 	if cfg.TLS, err = o.tls.config(); err != nil {
 		return err
 	}

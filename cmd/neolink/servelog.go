@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/neolink/neolink/neonet"
 	"log"
 	"net"
 	"sync"
@@ -86,10 +87,10 @@ func (r *rateLog) flush() {
 	}
 }
 
-// listenerHandshakeSlots mirrors the number of handshakes a
-// neonet.LinkListener runs at once: beyond it new connections wait in the
-// kernel's listen backlog. Only used to say so in the log.
-const listenerHandshakeSlots = 256
+// listenerHandshakeSlots is the number of handshakes a neonet.LinkListener
+// runs at once: beyond it the oldest is dropped. Only used to say so in the
+// log.
+const listenerHandshakeSlots = neonet.MaxHandshakes
 
 // watchListener wraps serve's net.Listener: it logs EMFILE/ENFILE (the
 // LinkListener then backs off and retries), counts the connections whose
@@ -119,7 +120,7 @@ func (w *watchListener) Accept() (net.Conn, error) {
 	}
 	if n := w.inFlight.Add(1); n >= listenerHandshakeSlots {
 		w.full.Add(1)
-		w.log.printf("slots", "%d handshakes in flight, the listener's limit: new connections wait in the kernel backlog (slow or silent peers?)", n)
+		w.log.printf("slots", "%d handshakes in flight, the listener's limit: the oldest are dropped (slow or silent peers?)", n)
 	}
 	tc, ok := nc.(*net.TCPConn)
 	if !ok {
