@@ -5,13 +5,16 @@
 //	neolink serve [-listen ADDR] [-encoding auto|N|M] [-cluster NAME] [-backlog N] ... [-ca F -cert F -key F]
 //	neolink ping [-n COUNT | -d DURATION] [-c CONCURRENCY] [-light] [-size SIZE] [-rate R] [-i INTERVAL] [-json] ... ADDR[:PORT]
 //	neolink decode [-encoding auto|N|M] [-hex] [FILE|-]
+//	neolink info -master ADDR -cluster NAME [-json] [-ca F -cert F -key F]
+//	neolink load -master ADDR -cluster NAME [-at TID | -before TID] [-ca F -cert F -key F] OID
 //	neolink version
 //	neolink help [-all] [COMMAND]
 //
 // bench compares the round-trip time of NodeLink with plain TCP over
 // loopback, serve is a NEO node that answers like a NEO master (for tests
-// and interop), ping measures round trips to such a node, and decode prints
-// the packets of a captured NEO byte stream. Two hidden commands,
+// and interop), ping measures round trips to such a node, decode prints
+// the packets of a captured NEO byte stream, and info and load read a live
+// NEO cluster (its state, and one object) through package neoclient. Two hidden commands,
 // codec-random and codec-echo, let another implementation cross-check its
 // codec against ours.
 //
