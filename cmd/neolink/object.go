@@ -1,9 +1,13 @@
 package main
 
 import (
+	"context"
 	"crypto/sha1"
 	"fmt"
+	"runtime"
 	"sync"
+
+	"golang.org/x/sync/semaphore"
 
 	"github.com/neolink/neolink/proto"
 )
@@ -19,18 +23,29 @@ func objectSize(oid uint64) uint64 { return oid & 0xffffffff }
 // size is a prefix of one shared pattern, which only grows; slices it
 // returns are read-only and stay valid. It is safe for concurrent use.
 type objectStore struct {
+	// hashing bounds the checksums computed at once to the number of CPUs:
+	// a peer asking for many large objects must not leave thousands of
+	// goroutines hashing, which would starve every other goroutine of the
+	// process (handshakes, other links' readers) for minutes.
+	hashing *semaphore.Weighted
+
 	mu      sync.Mutex
 	pattern []byte
 	sums    map[uint64][]byte // checksum by size, a small cache
+}
+
+func newObjectStore() *objectStore {
+	return &objectStore{hashing: semaphore.NewWeighted(int64(runtime.GOMAXPROCS(0)))}
 }
 
 // maxObjectSize is the largest object whose answer can fit in a packet.
 const maxObjectSize = proto.MaxPacketSize
 
 // get returns the data of size bytes and its SHA-1. It fails for objects
-// too large for any packet. The hash is computed outside the lock, so that
-// a large object does not hold up requests for others.
-func (s *objectStore) get(size uint64) (data, sum []byte, err error) {
+// too large for any packet, and with ctx's error if ctx ends while it waits
+// to hash. The hash is computed outside the lock, so that a large object
+// does not hold up requests for others.
+func (s *objectStore) get(ctx context.Context, size uint64) (data, sum []byte, err error) {
 	if size > maxObjectSize {
 		return nil, nil, fmt.Errorf("object of %d bytes does not fit in a packet (limit %d bytes)", size, maxObjectSize)
 	}
@@ -49,7 +64,11 @@ func (s *objectStore) get(size uint64) (data, sum []byte, err error) {
 	if sum != nil {
 		return data, sum, nil
 	}
+	if err := s.hashing.Acquire(ctx, 1); err != nil {
+		return nil, nil, err
+	}
 	h := sha1.Sum(data)
+	s.hashing.Release(1)
 	sum = h[:]
 	s.mu.Lock()
 	if s.sums == nil || len(s.sums) >= 64 {

@@ -127,6 +127,7 @@ func (o *serveOpts) run() error {
 		log:          logger,
 		rlog:         newRateLog(logger, 10),
 		links:        make(map[*neonet.NodeLink]*linkState),
+		objects:      newObjectStore(),
 	}
 	if o.abortOID != "" {
 		if s.abortOID, err = parseHex(o.abortOID); err != nil {
@@ -218,7 +219,7 @@ type server struct {
 	wl           *watchListener
 	ll           *neonet.LinkListener
 	ctx          context.Context // ends at shutdown: idle conns then close
-	objects      objectStore
+	objects      *objectStore
 	ids          [4]atomic.Uint32 // the last node id number given, by node type
 
 	linksTotal atomic.Uint64
@@ -279,6 +280,7 @@ func (s *server) acceptLinks(ll *neonet.LinkListener) error {
 		s.linksTotal.Add(1)
 		ls := &linkState{link: link, max: s.idleConns, srv: s,
 			slots: make(chan struct{}, s.linkHandlers), idleCh: make(chan struct{}, 1)}
+		ls.ctx, ls.cancel = context.WithCancel(s.ctx)
 		s.mu.Lock()
 		s.links[link] = ls
 		s.mu.Unlock()
@@ -338,6 +340,7 @@ func (s *server) serveLink(ls *linkState) {
 	if errors.Is(err, neonet.ErrLinkNoListen) {
 		<-link.Done() // Shutdown is closing the link once its conns are done
 	}
+	ls.cancel() // handlers still working for this link stop
 	lerr := link.Err()
 	if errors.Is(lerr, neonet.ErrWriteTimeout) {
 		s.sendStalls.Add(1)
@@ -461,7 +464,7 @@ func (s *server) why(ls *linkState, err error) string {
 // serveConn answers the requests of one conn, in order, until the link
 // ends or the conn is closed for being idle (see linkState).
 func (s *server) serveConn(ls *linkState, c *neonet.Conn) {
-	ctx, cancel := context.WithCancel(s.ctx)
+	ctx, cancel := context.WithCancel(ls.ctx)
 	ic := &idleConn{cancel: cancel}
 	defer func() {
 		ls.setBusy(ic)
@@ -480,7 +483,7 @@ func (s *server) serveConn(ls *linkState, c *neonet.Conn) {
 		var ce *neonet.ConnError
 		switch {
 		case err == nil:
-			reply = s.answer(ls, msg, &ans)
+			reply = s.answer(ctx, ls, msg, &ans)
 		case errors.As(err, &ce) && ce.Op == "decode":
 			reply = proto.ProtocolError("malformed packet: " + ce.Err.Error())
 		default:
@@ -520,7 +523,7 @@ var pong proto.Pong
 
 // answer returns the reply to msg, or nil for none. ans is the conn's
 // reusable AnswerObject.
-func (s *server) answer(ls *linkState, msg proto.Msg, ans *proto.AnswerObject) proto.Msg {
+func (s *server) answer(ctx context.Context, ls *linkState, msg proto.Msg, ans *proto.AnswerObject) proto.Msg {
 	switch m := msg.(type) {
 	case *proto.RequestIdentification:
 		if m.Name != s.cluster {
@@ -539,7 +542,10 @@ func (s *server) answer(ls *linkState, msg proto.Msg, ans *proto.AnswerObject) p
 			ls.link.Close()
 			return nil
 		}
-		data, sum, err := s.objects.get(objectSize(uint64(m.OID)))
+		data, sum, err := s.objects.get(ctx, objectSize(uint64(m.OID)))
+		if ctx.Err() != nil {
+			return nil // the conn or its link is gone: nobody to answer
+		}
 		if err != nil {
 			return proto.ProtocolError("cannot answer: " + err.Error())
 		}
@@ -572,6 +578,8 @@ func (s *server) newNodeID(t proto.NodeType) proto.NodeID {
 // Lock order: server.mu before linkState.mu.
 type linkState struct {
 	link    *neonet.NodeLink
+	ctx     context.Context // ends when the link goes down: work for it stops
+	cancel  context.CancelFunc
 	srv     *server
 	max     int
 	slots   chan struct{} // a slot per conn being served
