@@ -20,9 +20,7 @@ require (
 // against the replaced parent without `go mod tidy`.
 require (
 	github.com/philhofer/fwd v1.2.0 // indirect
-	github.com/pkg/errors v0.9.1 // indirect
 	github.com/tinylib/msgp v1.6.5 // indirect
-	golang.org/x/sync v0.24.0 // indirect
 )
 
 replace github.com/neolink/neolink => ../
