@@ -72,8 +72,8 @@ func (c *Conn) String() string { return fmt.Sprintf("%s .%d", c.link, c.id) }
 // bounds it, and NodeLink.Close releases it.
 //
 // Errors: ErrClosedConn after Close, ErrLinkClosed, or the link's failure
-// (errors.Is(err, ErrLinkDown); the Send whose write failed gets the I/O
-// error itself), and proto.ErrPacketTooBig for a message over
+// (errors.Is(err, ErrLinkDown); for the Send whose write failed, errors.Is
+// also finds the I/O error), and proto.ErrPacketTooBig for a message over
 // Config.MaxPacketSize (nothing is sent). Send does not allocate in steady
 // state.
 func (c *Conn) Send(msg proto.Msg) error { return c.send(nil, msg) }

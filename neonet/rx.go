@@ -323,6 +323,12 @@ func (l *NodeLink) recv(c *Conn) (delivery, error) {
 	l.mu.Lock()
 	c.receiving = true
 	for {
+		if l.closed {
+			// Close discards what was queued: every later call reports it.
+			c.receiving = false
+			l.mu.Unlock()
+			return delivery{}, ErrLinkClosed
+		}
 		if b := c.q.pop(); b != nil {
 			l.dequeuedLocked(b.charge)
 			c.receiving = false

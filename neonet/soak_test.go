@@ -28,7 +28,8 @@ import (
 //     server's application, or the client's link reports a failure (Err
 //     matches ErrLinkDown, or Shutdown fails), or the server's link fails
 //     in time for the failure to be that of this traffic (soakServerSlack);
-//   - a call that fails with ErrLinkDown finds Done closed;
+//   - a call that fails with ErrLinkDown finds Done closed, and no call
+//     gets the raw error of a socket the link closed itself;
 //   - links on clean and on slow (throttled) paths never fail, keepalive
 //     included, and their calls never fail;
 //   - no goroutine is left at the end.
@@ -452,6 +453,11 @@ func (s *soakSlot) work(l *NodeLink, rng *rand.Rand, end time.Time, nextTID func
 			continue
 		}
 		s.count(s.errs, soakKind(err))
+		if errors.Is(err, net.ErrClosed) && !errors.Is(err, ErrLinkDown) && !errors.Is(err, ErrLinkClosed) {
+			// The socket was closed by the link itself: the call must say
+			// why (see TestSoakSendAfterReset).
+			s.t.Errorf("%s: a call got %v; the link: %v", s.name, err, l.Err())
+		}
 		if errors.Is(err, ErrLinkDown) {
 			select {
 			case <-l.Done():
@@ -664,7 +670,7 @@ func (p *soakProxy) serve() {
 		rng := rand.New(rand.NewPCG(p.seed, p.n))
 		p.mu.Unlock()
 		pc.plan(rng)
-		if p.fault == faultSlow && os.Getenv("SOAK_BIGBUF") == "" {
+		if p.fault == faultSlow {
 			// A bottleneck, not a buffering middlebox: with small proxy
 			// buffers, the peers' kernels see their data acknowledged at
 			// the path's rate. (Behind a TCP-terminating proxy that
@@ -896,5 +902,67 @@ func TestSoakKeepAliveFrozenPeer(t *testing.T) {
 	var le *LinkError
 	if !errors.As(l.Err(), &le) || le.Op != "keepalive" {
 		t.Fatalf("err = %v, want a keepalive LinkError", l.Err())
+	}
+}
+
+// Found by the soak: a Send racing with the link's failure (the peer reset
+// the connection, and the reader took the link down and closed the socket)
+// can get the raw "use of closed network connection" of its own write on
+// the socket the link closed, an error that matches neither ErrLinkDown nor
+// ErrLinkClosed. The Send whose write fails first gets that I/O error (as
+// Conn.Send documents); a write that fails because the link already closed
+// the socket must report the link's failure.
+func TestSoakSendAfterReset(t *testing.T) {
+	leakCheck(t)
+	deadline := time.Now().Add(2 * time.Second)
+	for iter := 0; time.Now().Before(deadline); iter++ {
+		a, b := socketPair(t, "tcp", "127.0.0.1:0")
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if _, err := handshake.Accept(ctx, b, proto.EncodingN); err != nil {
+				b.Close()
+				return
+			}
+			time.Sleep(time.Duration(iter%5) * time.Millisecond)
+			b.(*net.TCPConn).SetLinger(0)
+			b.Close()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		l, err := NewLink(ctx, a, Dialer, nil)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var bad []error
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				msg := &proto.InvalidateObjects{OIDList: bigOIDList}
+				for {
+					err := l.Send1(msg)
+					if err == nil {
+						continue
+					}
+					if errors.Is(err, net.ErrClosed) && !errors.Is(err, ErrLinkDown) && !errors.Is(err, ErrLinkClosed) {
+						mu.Lock()
+						bad = append(bad, err)
+						mu.Unlock()
+					}
+					return
+				}
+			}()
+		}
+		wg.Wait()
+		<-done
+		l.Close()
+		if len(bad) > 0 {
+			t.Fatalf("iteration %d: Send1 on a link taken down by a reset got %v (link: %v)", iter, bad[0], l.Err())
+		}
 	}
 }

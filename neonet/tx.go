@@ -276,9 +276,10 @@ func (t *txState) sendLarge(ctx context.Context, c *Conn, id uint32, msg proto.M
 	case done && werr == nil:
 		largeItems.Put(it)
 		return nil
-	case t.closed():
-		return ErrLinkClosed
 	case werr != nil:
+		if lerr := t.l.Err(); lerr != nil {
+			return lerr
+		}
 		return werr
 	}
 	// The link failed before the item was written; its writer may still
@@ -377,10 +378,12 @@ func (t *txState) own(inline bool, mine *largeItem) error {
 			t.l.fail(err)
 			t.writing.Store(false)
 			t.wake()
-			if t.closed() {
-				// Close cut the write short: report that, not the raw
-				// "use of closed connection" it caused.
-				return ErrLinkClosed
+			// Report the link's state, not the raw error: a Close (or a
+			// failure found by the reader) that cut the write short shows
+			// up as "use of closed network connection". When this write
+			// took the link down, its error is the cause inside.
+			if lerr := t.l.Err(); lerr != nil {
+				return lerr
 			}
 			return err
 		}
@@ -633,13 +636,6 @@ func (t *txState) writeAll(out []byte, data bool) (int, error) {
 		t.l.nc.SetWriteDeadline(noDeadline)
 	}
 	return total, nil
-}
-
-// closed reports whether the writing was stopped by Close (or Shutdown).
-func (t *txState) closed() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.err == ErrLinkClosed
 }
 
 // wake makes senders blocked on a full buffer re-check their state.
