@@ -58,21 +58,21 @@ type txState struct {
 
 	writing atomic.Bool
 
-	mu       sync.Mutex
-	space    sync.Cond // signalled when the buffer drains, ownership ends or the link fails
-	buf      []byte    // packets appended since the owner last took the buffer
-	spare    []byte    // the other buffer, reused to avoid allocation
-	base     int64     // stream offset of buf[0]
-	marks    fifo[int64]
-	lastMark int64
+	mu        sync.Mutex
+	space     sync.Cond // signalled when the buffer drains, ownership ends or the link fails
+	buf       []byte    // packets appended since the owner last took the buffer
+	spare     []byte    // the other buffer, reused to avoid allocation
+	base      int64     // stream offset of buf[0]
+	marks     fifo[int64]
+	lastMark  int64
 	items     fifo[*largeItem] // large packets queued, in stream order
 	itemBytes int              // their sizes, counted against SendBuffer
 	out       []byte           // the buffer the owner is writing; out[outOff:] is unwritten
-	outOff   int
-	outBase  int64 // stream offset of out[0]
-	err      error // sticky: the link is closed or down
-	packets  uint64
-	bytes    uint64
+	outOff    int
+	outBase   int64 // stream offset of out[0]
+	err       error // sticky: the link is closed or down
+	packets   uint64
+	bytes     uint64
 
 	ctlMu      sync.Mutex
 	ctl        []byte // control packets not yet taken by the owner
@@ -83,11 +83,11 @@ type txState struct {
 	// Owner only.
 	pieceEnd int    // end in out of the piece being written: a packet boundary
 	ctlRest  []byte // unwritten bytes of the current control batch
-	raw     syscall.RawConn
-	rawFn   func(fd uintptr) bool // t.rawWrite, bound once: no allocation per write
-	rawOut  []byte
-	rawN    int
-	rawErr  error
+	raw      syscall.RawConn
+	rawFn    func(fd uintptr) bool // t.rawWrite, bound once: no allocation per write
+	rawOut   []byte
+	rawN     int
+	rawErr   error
 
 	spawnMu   sync.Mutex
 	noSpawn   bool         // the link ended: start no more flushers
@@ -303,7 +303,6 @@ func (t *txState) fitsLocked(size int) bool {
 
 // pendingLocked is the data queued for writing and not yet written.
 func (t *txState) pendingLocked() int { return len(t.buf) + len(t.out) - t.outOff + t.itemBytes }
-
 
 // control queues a small link-generated packet without ever blocking: the
 // reader calls it (under NodeLink.mu) and must not wait for the socket or
