@@ -2,6 +2,8 @@
 
 GO        ?= go
 PY        ?= /usr/bin/python3
+# A duration (10s) or an execution count (20000x); counts avoid Go 1.26's
+# spurious end-of-fuzztime "context deadline exceeded" (golang/go#75804).
 FUZZTIME  ?= 10s
 RACE      ?= -race
 PKGS      ?= ./...
