@@ -24,7 +24,9 @@ const rxOverhead = 64
 // never lands in (and is never charged for) a big recycled buffer. Packets
 // above the largest class get a buffer of their own size, left to the GC,
 // so that what a packet is charged stays within a few percent of its size.
-var rxClasses = [...]int{256, 1 << 10, 4 << 10}
+// The classes fit the common message sizes with their framing: a 4 KiB or
+// 8 KiB object answer lands in the class just above it.
+var rxClasses = [...]int{256, 1 << 10, 4<<10 + 512, 8<<10 + 512}
 
 // rxPools[i] holds rxBufs whose args have capacity rxClasses[i].
 var rxPools [len(rxClasses)]sync.Pool

@@ -205,6 +205,9 @@ func (r linkReader) Read(b []byte) (int, error) {
 // reserveWindow, then the link reads on its own (reserveExpired).
 func (l *NodeLink) handOffLocked() {
 	rx := &l.rx
+	if w := rx.reader; w != nil && w.kind == waitConn {
+		w.conn.receiving = false // its receiving call is ending
+	}
 	rx.reader = nil
 	rx.wokeConn = false
 	if l.downErr != nil || l.closed {
@@ -352,9 +355,7 @@ func (l *NodeLink) recv(c *Conn) (delivery, error) {
 		if read {
 			p, _, err := l.readFor(w)
 			if err == nil {
-				l.mu.Lock()
-				c.receiving = false
-				l.mu.Unlock()
+				// c.receiving is cleared when the baton is released.
 				return delivery{code: p.Code, args: p.Args, lent: p.Lent, direct: true}, nil
 			}
 			l.mu.Lock()

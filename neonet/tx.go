@@ -386,10 +386,14 @@ func (t *txState) own(inline bool, mine *largeItem) error {
 			}
 			return err
 		}
-		if (inline || (mine != nil && mine.isDone(t))) && t.more() {
-			if t.spawnFlusher() {
-				return nil
+		if inline || (mine != nil && mine.isDone(t)) {
+			// Done with our own write: give ownership up if nothing is
+			// left, in one critical section (the common case of a serial
+			// request/reply), or hand the rest to a flusher.
+			if !t.releaseIfIdle() && !t.spawnFlusher() {
+				continue
 			}
+			return nil
 		}
 	}
 }
@@ -547,6 +551,24 @@ func (t *txState) more() bool {
 	}
 	t.dropCancelledLocked()
 	return len(t.ctlRest) > 0 || t.outOff < len(t.out) || len(t.buf) > 0 || t.items.len() > 0 || t.ctlPendingLocked()
+}
+
+// releaseIfIdle gives up ownership if nothing is waiting to be written, and
+// reports whether it did. Holding tx.mu and ctlMu while it clears writing
+// is what makes it safe: an append made before is seen here, and one made
+// after finds writing false and takes ownership itself.
+func (t *txState) releaseIfIdle() bool {
+	t.mu.Lock()
+	t.ctlMu.Lock()
+	idle := t.err != nil || (len(t.ctlRest) == 0 && t.outOff == len(t.out) && len(t.buf) == 0 &&
+		t.items.len() == 0 && len(t.ctl) == 0)
+	if idle {
+		t.writing.Store(false)
+		t.space.Broadcast() // drain waits for ownership to end
+	}
+	t.ctlMu.Unlock()
+	t.mu.Unlock()
+	return idle
 }
 
 // release gives up ownership. It reports false if work arrived meanwhile
