@@ -91,7 +91,7 @@ type txState struct {
 
 	spawnMu   sync.Mutex
 	noSpawn   bool         // the link ended: start no more flushers
-	lastWrite atomic.Int64 // unix nanoseconds of the last write that moved data bytes
+	lastWrite atomic.Int64 // unix nanoseconds of the last write that moved data bytes (kept with KeepAlive)
 }
 
 const (
@@ -520,7 +520,7 @@ func (t *txState) next() (piece []byte, kind pieceKind, it *largeItem) {
 
 // advance records that n bytes of the owner's piece were written.
 func (t *txState) advance(n int, ctl bool) {
-	if n > 0 && !ctl {
+	if n > 0 && !ctl && t.l.cfg.KeepAlive > 0 {
 		t.lastWrite.Store(time.Now().UnixNano())
 	}
 	if ctl {
@@ -642,7 +642,7 @@ func (t *txState) writeAll(out []byte, data bool) (int, error) {
 		}
 		n, err := t.l.nc.Write(piece)
 		total += n
-		if n > 0 && data {
+		if n > 0 && data && t.l.cfg.KeepAlive > 0 {
 			t.lastWrite.Store(time.Now().UnixNano())
 		}
 		if err != nil {
