@@ -125,7 +125,9 @@ type Config struct {
 
 	// WriteTimeout, if positive, takes the link down with ErrWriteTimeout
 	// when a write to the peer makes no progress for that long (the peer's
-	// receive window stayed closed). 0 disables it.
+	// receive window stayed closed); on connections that are not OS sockets
+	// (TLS, net.Pipe), after between half of it and all of it. 0 disables
+	// it.
 	WriteTimeout time.Duration
 
 	// PacketTimeout, if positive, takes the link down with ErrPacketTimeout

@@ -81,8 +81,9 @@ type txState struct {
 	ctlBytes   uint64
 
 	// Owner only.
-	pieceEnd int    // end in out of the piece being written: a packet boundary
-	ctlRest  []byte // unwritten bytes of the current control batch
+	deadline time.Time // the write deadline set on the connection, if any
+	pieceEnd int       // end in out of the piece being written: a packet boundary
+	ctlRest  []byte    // unwritten bytes of the current control batch
 	raw      syscall.RawConn
 	rawFn    func(fd uintptr) bool // t.rawWrite, bound once: no allocation per write
 	rawOut   []byte
@@ -638,7 +639,7 @@ func (t *txState) writeAll(out []byte, data bool) (int, error) {
 	for total < len(out) {
 		piece := out[total:min(len(out), total+writePiece)]
 		if timeout > 0 {
-			t.l.nc.SetWriteDeadline(time.Now().Add(timeout))
+			t.armWriteDeadline(timeout)
 		}
 		n, err := t.l.nc.Write(piece)
 		total += n
@@ -652,11 +653,27 @@ func (t *txState) writeAll(out []byte, data bool) (int, error) {
 			return total, err
 		}
 	}
-	if timeout > 0 {
+	if timeout > 0 && t.raw != nil {
 		// A deadline left behind would fail a later non-blocking write.
 		t.l.nc.SetWriteDeadline(noDeadline)
+		t.deadline = time.Time{}
 	}
 	return total, nil
+}
+
+// armWriteDeadline bounds the next write by timeout. On connections without
+// non-blocking writes (TLS, net.Pipe) every write is a blocking one and the
+// deadline stays set: it is moved only once half of it has passed, since
+// setting a deadline can cost a timer allocation (net.Pipe) per write. A
+// write there is so given up after between timeout/2 and timeout without
+// progress.
+func (t *txState) armWriteDeadline(timeout time.Duration) {
+	now := time.Now()
+	if t.raw == nil && t.deadline.Sub(now) > timeout/2 {
+		return
+	}
+	t.deadline = now.Add(timeout)
+	t.l.nc.SetWriteDeadline(t.deadline)
 }
 
 // wake makes senders blocked on a full buffer re-check their state.
