@@ -1,6 +1,7 @@
 package neonet
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -67,7 +68,7 @@ type LinkListener struct {
 	err       error // the net.Listener's permanent error
 	failures  uint64
 	evictions uint64
-	inflight  handshakeList
+	inflight  list.List // of *pendingHandshake, oldest first
 }
 
 // MaxHandshakes bounds the handshakes a LinkListener runs at once.
@@ -80,44 +81,11 @@ const FirstByteTimeout = 2 * time.Second
 // errEvicted is why a handshake was cut short to make room for a new one.
 var errEvicted = errors.New("neonet: handshake evicted: too many handshakes in flight (oldest is dropped)")
 
-// handshakeList is the handshakes in flight, oldest first.
-type handshakeList struct {
-	head, tail *pendingHandshake
-	count      int
-}
-
+// pendingHandshake is one handshake in flight, an element of
+// LinkListener.inflight (oldest first) until it ends or is evicted.
 type pendingHandshake struct {
-	cancel     context.CancelCauseFunc
-	prev, next *pendingHandshake
-	listed     bool
-}
-
-func (q *handshakeList) n() int { return q.count }
-
-func (q *handshakeList) push(h *pendingHandshake) {
-	q.count++
-	h.prev, h.next = q.tail, nil
-	if q.tail != nil {
-		q.tail.next = h
-	} else {
-		q.head = h
-	}
-	q.tail = h
-}
-
-func (q *handshakeList) remove(h *pendingHandshake) {
-	q.count--
-	if h.prev != nil {
-		h.prev.next = h.next
-	} else {
-		q.head = h.next
-	}
-	if h.next != nil {
-		h.next.prev = h.prev
-	} else {
-		q.tail = h.prev
-	}
-	h.prev, h.next = nil, nil
+	cancel context.CancelCauseFunc
+	elem   *list.Element // nil once off the list
 }
 
 // ListenLink listens on addr and returns a LinkListener. cfg may be nil for
@@ -201,15 +169,13 @@ func (ll *LinkListener) serve() {
 		ctx, cancel := context.WithCancelCause(ll.ctx)
 		h.cancel = cancel
 		ll.mu.Lock()
-		if ll.inflight.n() >= MaxHandshakes {
-			old := ll.inflight.head
-			old.listed = false
-			ll.inflight.remove(old)
+		if ll.inflight.Len() >= MaxHandshakes {
+			old := ll.inflight.Remove(ll.inflight.Front()).(*pendingHandshake)
+			old.elem = nil
 			ll.evictions++
 			old.cancel(errEvicted)
 		}
-		h.listed = true
-		ll.inflight.push(h)
+		h.elem = ll.inflight.PushBack(h)
 		ll.mu.Unlock()
 		ll.wg.Add(1)
 		go ll.handshake(ctx, h, nc)
@@ -220,9 +186,9 @@ func (ll *LinkListener) handshake(ctx context.Context, h *pendingHandshake, nc n
 	defer ll.wg.Done()
 	link, err := ll.handshakeConn(ctx, nc)
 	ll.mu.Lock()
-	if h.listed {
-		h.listed = false
-		ll.inflight.remove(h)
+	if h.elem != nil {
+		ll.inflight.Remove(h.elem)
+		h.elem = nil
 	}
 	ll.mu.Unlock()
 	h.cancel(nil)
