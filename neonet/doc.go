@@ -14,13 +14,19 @@
 // becomes the error) and Expect; the lightweight mode (Send1, Ask1, Recv1 +
 // Request.Reply) uses one fresh id per request, as NEO/py does.
 //
-// The receive path has no goroutine of its own: a goroutine waiting for a
-// packet reads the socket itself and routes what it reads to the others
-// (rx.go), and concurrent senders share writes (tx.go). Serial round trips
-// therefore cost about what a bare TCP ping-pong does, and the steady-state
-// Send, Recv, Ask, Ask1 and Recv1+Reply paths do not allocate. One Conn
-// that stops reading cannot stall the others: its queue is bounded, and
-// overflowing it aborts that Conn alone.
+// A goroutine waiting for a packet reads the socket itself and routes what
+// it reads to the others (rx.go), so a serial round trip costs no goroutine
+// switch; when nobody waits, the link reads on its own, so it always drains
+// its socket and notices a peer that goes away. Concurrent senders share
+// writes (tx.go), and large messages are neither copied on the way out nor
+// on the way in. The steady-state Send, Recv, Ask, Ask1 and Recv1+Reply
+// paths do not allocate. A Conn that stops reading cannot stall the others:
+// what is queued for it is bounded in memory, and overflowing the bound
+// aborts that Conn alone.
+//
+// Lightweight mode: Send1, Ask1 and Recv1 use one fresh id per request and
+// no open or close frames, as NEO/py does: a light request's Conn is
+// recycled by the link, so the mode costs no Conn setup.
 //
 // All methods are safe for concurrent use. docs/design.md describes the
 // invariants; docs/protocol.md the wire format.
