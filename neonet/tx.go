@@ -152,12 +152,16 @@ func (t *txState) send(ctx context.Context, c *Conn, id uint32, msg proto.Msg) e
 		t.marks.push(end)
 		t.lastMark = end
 	}
-	t.mu.Unlock()
-	cleanup(stop)
 	if !t.writing.CompareAndSwap(false, true) {
+		t.mu.Unlock()
+		cleanup(stop)
 		return nil
 	}
-	return t.own(true, nil)
+	// Owner now: take the first batch in the same critical section.
+	piece, kind, it := t.nextLocked()
+	t.mu.Unlock()
+	cleanup(stop)
+	return t.ownFrom(true, nil, piece, kind, it)
 }
 
 // waitSpaceLocked waits until size bytes may be queued. It returns the
@@ -348,8 +352,16 @@ func (t *txState) ended() bool {
 // It returns the write error, so that the Send that hit it gets the real
 // I/O error.
 func (t *txState) own(inline bool, mine *largeItem) error {
-	for {
-		piece, kind, it := t.next()
+	piece, kind, it := t.next()
+	return t.ownFrom(inline, mine, piece, kind, it)
+}
+
+// ownFrom is own, given the owner's first piece.
+func (t *txState) ownFrom(inline bool, mine *largeItem, piece []byte, kind pieceKind, it *largeItem) error {
+	for first := true; ; first = false {
+		if !first {
+			piece, kind, it = t.next()
+		}
 		var n int
 		var err error
 		switch kind {
@@ -371,6 +383,9 @@ func (t *txState) own(inline bool, mine *largeItem) error {
 				n, err = t.tryWrite(piece)
 			} else {
 				n, err = t.writeAll(piece, kind == pieceData)
+			}
+			if err == nil && inline && kind == pieceData && t.advanceAndRelease(n) {
+				return nil // the common serial case: one critical section
 			}
 			t.advance(n, kind == pieceCtl)
 		}
@@ -455,6 +470,11 @@ const (
 func (t *txState) next() (piece []byte, kind pieceKind, it *largeItem) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.nextLocked()
+}
+
+// nextLocked is next with tx.mu held.
+func (t *txState) nextLocked() (piece []byte, kind pieceKind, it *largeItem) {
 	if t.err != nil {
 		return nil, pieceNone, nil
 	}
@@ -541,6 +561,28 @@ func (t *txState) advance(n int, ctl bool) {
 	t.outOff += n
 	t.space.Broadcast()
 	t.mu.Unlock()
+}
+
+// advanceAndRelease records n bytes of the owner's data piece as written
+// and, if that completes it and nothing else waits, gives up ownership, all
+// in one critical section. It reports whether it did both; if not, nothing
+// was recorded and the caller goes on as usual (advance, then release).
+func (t *txState) advanceAndRelease(n int) bool {
+	t.mu.Lock()
+	t.ctlMu.Lock()
+	done := t.err == nil && t.outOff+n == t.pieceEnd && t.pieceEnd == len(t.out) && len(t.buf) == 0 &&
+		len(t.ctlRest) == 0 && len(t.ctl) == 0 && t.items.len() == 0
+	if done {
+		t.outOff += n
+		t.writing.Store(false)
+		t.space.Broadcast()
+	}
+	t.ctlMu.Unlock()
+	t.mu.Unlock()
+	if done && n > 0 && t.l.cfg.KeepAlive > 0 {
+		t.lastWrite.Store(time.Now().UnixNano())
+	}
+	return done
 }
 
 // more reports whether anything is waiting to be written.
