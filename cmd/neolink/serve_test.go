@@ -196,7 +196,8 @@ func waitLog(t *testing.T, s *serveProc, want string, timeout time.Duration) {
 func TestServeSendTimeout(t *testing.T) {
 	s := startServe(t, "-link-handlers", "2", "-send-timeout", "500ms")
 	// A peer that never reads: a raw connection after the handshake, so
-	// that nothing on its side drains the socket.
+	// that nothing on its side drains the socket. Two 16 MiB answers are
+	// more than loopback's socket buffers hold, whatever their autotuning.
 	nc, err := net.Dial("tcp", s.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -209,7 +210,7 @@ func TestServeSendTimeout(t *testing.T) {
 	}
 	var reqs []byte
 	for i := range 40 {
-		reqs, err = proto.AppendPacket(reqs, proto.EncodingN, uint32(2*i+1), &proto.AskObject{OID: 1 << 20}, 0)
+		reqs, err = proto.AppendPacket(reqs, proto.EncodingN, uint32(2*i+1), &proto.AskObject{OID: 16 << 20}, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
