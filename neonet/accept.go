@@ -17,7 +17,6 @@ type acceptState struct {
 	w      waiter      // the acceptor; kind waitAccept
 	q      fifo[*Conn] // peer-opened Conns waiting for Accept or Recv1
 	closed bool        // CloseAccept was called
-	active bool        // an Accept or Recv1 call is in progress
 }
 
 // Accept waits for the next connection the peer opens. Its first packet is
@@ -47,15 +46,11 @@ func (l *NodeLink) accept(light bool) (*Conn, delivery, error) {
 	w := &l.acc.w
 	l.mu.Lock()
 	w.light = light
-	l.acc.active = true
-	defer func() {
-		l.mu.Lock()
-		l.acc.active = false
-		l.mu.Unlock()
-	}()
+	w.active = true
 	for {
 		if c, ok := l.acc.q.pop(); ok {
 			c.inAcceptQ = false
+			w.active = false
 			l.mu.Unlock()
 			return c, delivery{}, nil
 		}
@@ -79,6 +74,7 @@ func (l *NodeLink) accept(light bool) (*Conn, delivery, error) {
 			// Conn (or for the link to need a reader again) without
 			// taking the baton back.
 			l.mu.Lock()
+			w.active = true // releasing the baton cleared it; still accepting
 			if l.acc.q.len() == 0 && l.acceptErrLocked() == nil && !w.cancel {
 				w.parkLocked(l)
 			}

@@ -87,33 +87,6 @@ func pipeline(t *testing.T, cli, srv *NodeLink, n, size int, limit time.Duration
 	}
 }
 
-// linkPairCfg is linkPair with a config of its own for each end (nil for
-// defaults).
-func linkPairCfg(t testing.TB, tr transport, enc proto.Encoding, dcfg, lcfg *Config) (*NodeLink, *NodeLink) {
-	t.Helper()
-	c1, c2 := *orDefault(dcfg), *orDefault(lcfg)
-	c1.Encoding, c2.Encoding = enc, 0
-	a, b := tr.pair(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	type res struct {
-		l   *NodeLink
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		l, err := NewLink(ctx, b, Listener, &c2)
-		ch <- res{l, err}
-	}()
-	la, err := NewLink(ctx, a, Dialer, &c1)
-	r := <-ch
-	if err != nil || r.err != nil {
-		t.Fatalf("links: %v, %v", err, r.err)
-	}
-	t.Cleanup(func() { la.Close(); r.l.Close() })
-	return la, r.l
-}
-
 // pipelineSetups runs f for net.Pipe and TCP, N and M, with the dialer and
 // then the listener as the pipelining client. cliCfg and srvCfg configure
 // the client's and the server's ends (nil for defaults).

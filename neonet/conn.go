@@ -30,17 +30,13 @@ type Conn struct {
 	held []byte // the lent buffer the last Recv's message points into
 
 	// Guarded by link.mu.
-	w        waiter
-	q        rxQueue
-	rxClosed bool  // no more deliveries: Close, CloseRecv, abort, or light
-	closed   bool  // Close was called
-	rxErr    error // why receiving was aborted (ErrConnOverflow)
-	// receiving: a receiving call is in progress, so the queue is being
-	// taken; inAcceptQ: waiting in the accept backlog. Both decide whether
-	// the Conn is keeping up when a receive bound is reached.
-	receiving bool
-	inAcceptQ bool
-	toldPeer  bool // the peer got an Error saying this Conn stopped receiving
+	w         waiter
+	q         rxQueue
+	rxClosed  bool  // no more deliveries: Close, CloseRecv, abort, or light
+	closed    bool  // Close was called
+	rxErr     error // why receiving was aborted (ErrConnOverflow)
+	inAcceptQ bool  // waiting in the accept backlog (see keepingUpLocked)
+	toldPeer  bool  // the peer got an Error saying this Conn stopped receiving
 }
 
 // ID returns the connection id: odd if the dialer opened it, even if the listener did.
@@ -123,21 +119,27 @@ func (c *Conn) recv(ctx context.Context) (proto.Msg, error) {
 		proto.Recycle(d.lent)
 		return nil, c.decodeErr(fmt.Errorf("%w %d (%#04x)", proto.ErrUnknownCode, d.code, d.code))
 	}
-	if d.lent != nil {
-		// A large packet: its byte fields are decoded in place, and the
-		// buffer is kept until the next receiving call, as long as the
-		// returned message is valid.
-		if err := proto.DecodeArgsAlias(m, d.args); err != nil {
-			proto.Recycle(d.lent)
-			return nil, c.decodeErr(err)
-		}
-		c.held = d.lent
-		return m, nil
-	}
-	if err := m.DecodeArgs(d.args); err != nil {
+	if err := c.decodeHeld(m, &d); err != nil {
 		return nil, c.decodeErr(err)
 	}
 	return m, nil
+}
+
+// decodeHeld decodes d into m, a value the Conn owns. A large packet's byte
+// fields are decoded in place: its lent buffer is kept in c.held as long
+// as m is valid (until the next receiving call, or Request.Close).
+func (c *Conn) decodeHeld(m proto.Msg, d *delivery) error {
+	if d.lent == nil {
+		return m.DecodeArgs(d.args)
+	}
+	err := proto.DecodeArgsAlias(m, d.args)
+	if err != nil {
+		proto.Recycle(d.lent)
+	} else {
+		c.held = d.lent
+	}
+	d.lent = nil
+	return err
 }
 
 // receive waits for the next packet under ctx. Called with rxmu held. It

@@ -61,13 +61,15 @@ func socketPair(t testing.TB, network, addr string) (net.Conn, net.Conn) {
 // (nil for defaults) on both sides. They are closed at the end of the test.
 func linkPair(t testing.TB, tr transport, enc proto.Encoding, cfg *Config) (*NodeLink, *NodeLink) {
 	t.Helper()
-	if cfg == nil {
-		cfg = DefaultConfig()
-	}
-	c1 := *cfg
-	c1.Encoding = enc
-	c2 := c1
-	c2.Encoding = 0 // the listener auto-detects
+	return linkPairCfg(t, tr, enc, cfg, cfg)
+}
+
+// linkPairCfg is linkPair with a config of its own for each end (nil for
+// defaults).
+func linkPairCfg(t testing.TB, tr transport, enc proto.Encoding, dcfg, lcfg *Config) (*NodeLink, *NodeLink) {
+	t.Helper()
+	c1, c2 := *orDefault(dcfg), *orDefault(lcfg)
+	c1.Encoding, c2.Encoding = enc, 0
 	a, b := tr.pair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -81,15 +83,9 @@ func linkPair(t testing.TB, tr transport, enc proto.Encoding, cfg *Config) (*Nod
 		ch <- res{l, err}
 	}()
 	la, err := NewLink(ctx, a, Dialer, &c1)
-	if err != nil {
-		t.Fatal(err)
-	}
 	r := <-ch
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	if r.l.Encoding() != enc {
-		t.Fatalf("listener detected %v, want %v", r.l.Encoding(), enc)
+	if err != nil || r.err != nil {
+		t.Fatalf("links: %v, %v", err, r.err)
 	}
 	t.Cleanup(func() { la.Close(); r.l.Close() })
 	return la, r.l

@@ -113,16 +113,10 @@ func (l *NodeLink) recv1(ctx context.Context) (Request, error) {
 	}
 	var err error
 	m := c.cached(d.code)
-	switch {
-	case m == nil:
+	if m == nil {
 		err = proto.ErrUnknownCode
-	case d.lent != nil:
-		// Decoded in place; the buffer lives as long as Request.Msg.
-		if err = proto.DecodeArgsAlias(m, d.args); err == nil {
-			c.held, d.lent = d.lent, nil
-		}
-	default:
-		err = m.DecodeArgs(d.args)
+	} else {
+		err = c.decodeHeld(m, &d) // a lent buffer lives as long as Request.Msg
 	}
 	l.release(&d)
 	proto.Recycle(d.lent)

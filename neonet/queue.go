@@ -31,8 +31,9 @@ var rxClasses = [...]int{256, 1 << 10, 4<<10 + 512, 8<<10 + 512}
 // rxPools[i] holds rxBufs whose args have capacity rxClasses[i].
 var rxPools [len(rxClasses)]sync.Pool
 
-// newRxBuf queues p: a lent large packet is taken over as it is, without a
-// copy; anything else is copied out of the read buffer.
+// newRxBuf makes p queueable: a lent large packet is taken over as it is,
+// without a copy (p.Lent is cleared: the rxBuf owns it now); anything else is
+// copied out of the read buffer.
 func newRxBuf(p *proto.Packet) *rxBuf {
 	if p.Lent != nil {
 		b, _ := lentBufs.Get().(*rxBuf)
@@ -40,6 +41,7 @@ func newRxBuf(p *proto.Packet) *rxBuf {
 			b = new(rxBuf)
 		}
 		b.code, b.args, b.lent = p.Code, p.Args, p.Lent
+		p.Lent = nil
 		b.charge = cap(p.Lent) + rxOverhead
 		return b
 	}

@@ -66,7 +66,6 @@ type rxState struct {
 	wokeConn    bool        // routing woke a Conn receiver or the acceptor since the holder took the baton
 	draining    bool        // Shutdown: discard what arrives, reply nothing
 
-	tookLent    bool      // routing queued the lent buffer of the packet it routes
 	queued      int       // charge of all queued packets (see rxBuf.charge)
 	room        sync.Cond // L is NodeLink.mu: the reader waits here for queue space
 	roomWaiters int
@@ -115,7 +114,12 @@ type waiter struct {
 	cancel bool   // the current call's context is done
 	seq    uint32 // current call, so a late context callback is ignored
 	light  bool   // acceptor: Recv1 rather than Accept
-	conn   *Conn  // the receiver's Conn; nil for other kinds
+	// active: a receiving call (Recv..., Accept, Recv1) is in progress, so
+	// what is queued for it is being taken: it decides whether a Conn keeps
+	// up when a receive bound is reached. Set when the call starts, cleared
+	// when it returns (with the baton's release if it read its own packet).
+	active bool
+	conn   *Conn // the receiver's Conn; nil for other kinds
 	prev   *waiter
 	next   *waiter
 }
@@ -186,13 +190,16 @@ func (l *NodeLink) initRx() {
 }
 
 // linkReader is the link's socket as the packet reader sees it: it records
-// when bytes last arrived, for keepalive.
+// when bytes last arrived (for keepalive) and how many (for PacketTimeout),
+// each only when that check is on.
 type linkReader struct{ l *NodeLink }
 
 func (r linkReader) Read(b []byte) (int, error) {
 	n, err := r.l.nc.Read(b)
 	if n > 0 {
-		r.l.rx.bytesRead.Add(int64(n))
+		if r.l.cfg.PacketTimeout > 0 {
+			r.l.rx.bytesRead.Add(int64(n))
+		}
 		if r.l.cfg.KeepAlive > 0 {
 			r.l.rx.lastRead.Store(time.Now().UnixNano())
 		}
@@ -205,8 +212,8 @@ func (r linkReader) Read(b []byte) (int, error) {
 // reserveWindow, then the link reads on its own (reserveExpired).
 func (l *NodeLink) handOffLocked() {
 	rx := &l.rx
-	if w := rx.reader; w != nil && w.kind == waitConn {
-		w.conn.receiving = false // its receiving call is ending
+	if rx.reader != nil {
+		rx.reader.active = false // the holder's call is ending
 	}
 	rx.reader = nil
 	rx.wokeConn = false
@@ -324,17 +331,17 @@ var (
 func (l *NodeLink) recv(c *Conn) (delivery, error) {
 	w := &c.w
 	l.mu.Lock()
-	c.receiving = true
+	w.active = true
 	for {
 		if l.closed {
 			// Close discards what was queued: every later call reports it.
-			c.receiving = false
+			w.active = false
 			l.mu.Unlock()
 			return delivery{}, ErrLinkClosed
 		}
 		if b := c.q.pop(); b != nil {
 			l.dequeuedLocked(b.charge)
-			c.receiving = false
+			w.active = false
 			holder := l.rx.reader == w
 			l.mu.Unlock()
 			if holder {
@@ -344,18 +351,14 @@ func (l *NodeLink) recv(c *Conn) (delivery, error) {
 			}
 			return queued(b), nil
 		}
-		rerr := c.recvErrLocked()
-		if rerr != nil {
-			c.receiving = false
-		}
-		read, err := l.stepLocked(w, rerr)
+		read, err := l.stepLocked(w, c.recvErrLocked())
 		if err != nil {
 			return delivery{}, err
 		}
 		if read {
 			p, _, err := l.readFor(w)
 			if err == nil {
-				// c.receiving is cleared when the baton is released.
+				// w.active is cleared when the baton is released.
 				return delivery{code: p.Code, args: p.Args, lent: p.Lent, direct: true}, nil
 			}
 			l.mu.Lock()
@@ -373,6 +376,7 @@ func (l *NodeLink) stepLocked(w *waiter, err error) (read bool, _ error) {
 	}
 	rx := &l.rx
 	if err != nil {
+		w.active = false
 		if rx.reader == w {
 			l.handOffLocked()
 		}
@@ -399,28 +403,8 @@ func (l *NodeLink) stepLocked(w *waiter, err error) (read bool, _ error) {
 // reader return errYield after handing the baton to a Conn receiver they
 // woke.
 func (l *NodeLink) readFor(w *waiter) (proto.Packet, *Conn, error) {
-	rx := &l.rx
 	for {
-		if w.kind == waitBackground && l.tx.raw != nil && rx.rd.Release() {
-			// Nothing buffered and maybe a long wait ahead: an idle link
-			// holds no read buffer (it is pooled), only this goroutine.
-			if err := l.tx.raw.Read(readable); err != nil {
-				if isTimeout(err) {
-					if l.interruptedStop(w) {
-						return proto.Packet{}, nil, errRetry
-					}
-					continue
-				}
-				l.mu.Lock()
-				if rx.reader == w {
-					rx.reader = nil
-				}
-				l.mu.Unlock()
-				l.fail(err)
-				return proto.Packet{}, nil, errRetry
-			}
-		}
-		p, err := rx.rd.Next()
+		p, err := l.nextPacket(w)
 		if err != nil {
 			if isTimeout(err) {
 				if l.interruptedStop(w) {
@@ -428,43 +412,64 @@ func (l *NodeLink) readFor(w *waiter) (proto.Packet, *Conn, error) {
 				}
 				continue
 			}
-			l.mu.Lock()
-			if rx.reader == w {
-				rx.reader = nil
-			}
-			l.mu.Unlock()
-			l.fail(readError(err))
+			l.readerFailed(readError(err))
 			return p, nil, errRetry
 		}
-		l.mu.Lock()
-		rx.tookLent = false
-		own, c, ferr := l.routeLocked(p, w)
-		if !own {
-			l.recycleUntakenLocked(&p)
-		}
-		yield := !own && w.kind != waitConn && rx.wokeConn
-		cb := l.startCallbacksLocked()
-		l.mu.Unlock()
-		if cb {
-			go l.runCallbacks()
-		}
-		if ferr != nil {
-			l.mu.Lock()
-			if rx.reader == w {
-				rx.reader = nil
-			}
-			l.mu.Unlock()
-			l.fail(ferr)
+		own, c, yield, err := l.route(&p, w)
+		switch {
+		case err != nil:
+			l.readerFailed(err)
 			return p, nil, errRetry
-		}
-		if own {
+		case own:
 			return p, c, nil
-		}
-		if yield {
+		case yield:
 			l.releaseBaton()
 			return p, nil, errYield
 		}
 	}
+}
+
+// nextPacket reads the next packet as the baton holder w.
+func (l *NodeLink) nextPacket(w *waiter) (proto.Packet, error) {
+	if w.kind == waitBackground && l.tx.raw != nil && l.rx.rd.Release() {
+		// Nothing buffered and maybe a long wait ahead: an idle link holds
+		// no read buffer (it is pooled), only this goroutine.
+		if err := l.tx.raw.Read(readable); err != nil {
+			return proto.Packet{}, err
+		}
+	}
+	return l.rx.rd.Next()
+}
+
+// route routes one packet read by w (nil: by a holder releasing the baton)
+// and runs what routing leaves to do outside the lock. It reports whether
+// the packet is w's own (see routeLocked), whether w, a reader for others,
+// should give the baton up, and an error that takes the link down. A lent
+// buffer that routing did not take over is recycled, unless the packet is
+// w's own.
+func (l *NodeLink) route(p *proto.Packet, w *waiter) (own bool, c *Conn, yield bool, err error) {
+	l.mu.Lock()
+	own, c, err = l.routeLocked(p, w)
+	yield = !own && w != nil && w.kind != waitConn && l.rx.wokeConn
+	cb := l.startCallbacksLocked()
+	l.mu.Unlock()
+	if !own && p.Lent != nil {
+		proto.Recycle(p.Lent)
+		p.Lent = nil
+	}
+	if cb {
+		go l.runCallbacks()
+	}
+	return own, c, yield, err
+}
+
+// readerFailed takes the link down with err, found by the baton holder,
+// which gives the baton up.
+func (l *NodeLink) readerFailed(err error) {
+	l.mu.Lock()
+	l.rx.reader = nil
+	l.mu.Unlock()
+	l.fail(err)
 }
 
 // interruptedStop handles a read that returned because of a deadline: the
@@ -500,34 +505,17 @@ var errPeerClosed = errors.New("neonet: peer closed the link")
 // releaseBaton routes what is left in the read buffer, then hands the baton
 // on. The caller holds the baton and is done with its direct packet.
 func (l *NodeLink) releaseBaton() {
-	rx := &l.rx
 	for {
-		p, ok, err := rx.rd.NextBuffered()
+		p, ok, err := l.rx.rd.NextBuffered()
+		if err == nil && ok {
+			_, _, _, err = l.route(&p, nil)
+		}
 		if err != nil {
-			l.mu.Lock()
-			rx.reader = nil
-			l.mu.Unlock()
-			l.fail(err)
+			l.readerFailed(err)
 			return
 		}
 		if !ok {
 			break
-		}
-		l.mu.Lock()
-		rx.tookLent = false
-		_, _, ferr := l.routeLocked(p, nil)
-		l.recycleUntakenLocked(&p)
-		cb := l.startCallbacksLocked()
-		l.mu.Unlock()
-		if cb {
-			go l.runCallbacks()
-		}
-		if ferr != nil {
-			l.mu.Lock()
-			rx.reader = nil
-			l.mu.Unlock()
-			l.fail(ferr)
-			return
 		}
 	}
 	l.mu.Lock()
@@ -539,35 +527,35 @@ func (l *NodeLink) releaseBaton() {
 // for w itself (w's Conn, or a new Conn for the acceptor w, returned as c);
 // the caller then still holds it in the read buffer. A non-nil error takes
 // the link down.
-func (l *NodeLink) routeLocked(p proto.Packet, w *waiter) (own bool, c *Conn, _ error) {
+func (l *NodeLink) routeLocked(p *proto.Packet, w *waiter) (own bool, c *Conn, _ error) {
 	l.stats.PacketsIn++
 	l.stats.BytesIn += uint64(p.Size)
 	if l.rx.draining {
 		l.stats.Discarded++
 		return false, nil, nil
 	}
-	if l.ours(p) {
+	if l.ours(*p) {
 		c = l.local[p.ID]
 		if c == nil || c.rxClosed {
-			l.unroutableLocked(p, c)
+			l.unroutableLocked(*p, c)
 			return false, nil, nil
 		}
 		return l.deliverLocked(c, p, w), nil, nil
 	}
 	if c = l.peer[p.ID]; c != nil {
 		if c.rxClosed {
-			l.unroutableLocked(p, c)
+			l.unroutableLocked(*p, c)
 			return false, nil, nil
 		}
 		return l.deliverLocked(c, p, w), nil, nil
 	}
 	if l.routing == RouteParity && l.peerIDs.seen(p.ID) {
-		l.unroutableLocked(p, nil)
+		l.unroutableLocked(*p, nil)
 		return false, nil, nil
 	}
 	if p.Code == proto.AnswerBit {
 		// An Error never opens a connection.
-		l.unroutableLocked(p, nil)
+		l.unroutableLocked(*p, nil)
 		return false, nil, nil
 	}
 	if l.routing == RouteParity {
@@ -584,7 +572,7 @@ func (l *NodeLink) routeLocked(p proto.Packet, w *waiter) (own bool, c *Conn, _ 
 
 // openPeerLocked handles the first packet on a new peer id: a new Conn for
 // the acceptor, or a refusal.
-func (l *NodeLink) openPeerLocked(p proto.Packet, w *waiter) (own bool, c *Conn, _ error) {
+func (l *NodeLink) openPeerLocked(p *proto.Packet, w *waiter) (own bool, c *Conn, _ error) {
 	acceptor := w != nil && w.kind == waitAccept
 	if l.acc.closed || (!acceptor && l.acc.q.len() >= l.cfg.AcceptBacklog) {
 		if _, isRequest := proto.AnswerOf(p.Code); !isRequest && !l.acc.closed {
@@ -644,7 +632,7 @@ var (
 
 // deliverLocked gives p to c: directly if c's receiver is the reader w and
 // nothing is queued before it, else into c's queue within its bounds.
-func (l *NodeLink) deliverLocked(c *Conn, p proto.Packet, w *waiter) bool {
+func (l *NodeLink) deliverLocked(c *Conn, p *proto.Packet, w *waiter) bool {
 	if w == &c.w && c.q.len() == 0 {
 		return true
 	}
@@ -665,9 +653,9 @@ func (l *NodeLink) deliverLocked(c *Conn, p proto.Packet, w *waiter) bool {
 // reader waits for room instead: those receivers are running, and waiting
 // applies TCP flow control to the peer rather than failing a Conn that does
 // nothing wrong. It reports whether p was queued.
-func (l *NodeLink) enqueueLocked(c *Conn, p proto.Packet) bool {
+func (l *NodeLink) enqueueLocked(c *Conn, p *proto.Packet) bool {
 	rx := &l.rx
-	b := newRxBuf(&p)
+	b := newRxBuf(p) // takes over a lent buffer: b frees it if not queued
 	for {
 		if c.rxClosed || l.closed || l.downErr != nil {
 			b.free()
@@ -700,18 +688,7 @@ func (l *NodeLink) enqueueLocked(c *Conn, p proto.Packet) bool {
 	}
 	c.q.push(b)
 	rx.queued += b.charge
-	if b.lent != nil {
-		rx.tookLent = true
-	}
 	return true
-}
-
-// recycleUntakenLocked gives back the lent buffer of a packet that routing
-// did not queue (dropped, refused, discarded, or aborted on overflow).
-func (l *NodeLink) recycleUntakenLocked(p *proto.Packet) {
-	if p.Lent != nil && !l.rx.tookLent {
-		proto.Recycle(p.Lent)
-	}
 }
 
 // keepingUpLocked reports whether c's queue is being taken: a receiver is
@@ -719,9 +696,9 @@ func (l *NodeLink) recycleUntakenLocked(p *proto.Packet) {
 // acceptor is.
 func (l *NodeLink) keepingUpLocked(c *Conn) bool {
 	if c.inAcceptQ {
-		return l.acc.active
+		return l.acc.w.active
 	}
-	return c.receiving
+	return c.w.active
 }
 
 // biggestHogLocked returns the Conn holding the most queued bytes among

@@ -366,7 +366,7 @@ func (t *txState) ownFrom(inline bool, mine *largeItem, piece []byte, kind piece
 		var err error
 		switch kind {
 		case pieceNone:
-			if t.release() {
+			if t.releaseIfIdle() {
 				return nil
 			}
 			continue
@@ -384,10 +384,13 @@ func (t *txState) ownFrom(inline bool, mine *largeItem, piece []byte, kind piece
 			} else {
 				n, err = t.writeAll(piece, kind == pieceData)
 			}
-			if err == nil && inline && kind == pieceData && t.advanceAndRelease(n) {
-				return nil // the common serial case: one critical section
+			if err == nil && inline && kind == pieceData {
+				if t.advanceAndRelease(n) {
+					return nil // the common serial case: one critical section
+				}
+			} else {
+				t.advance(n, kind == pieceCtl)
 			}
-			t.advance(n, kind == pieceCtl)
 		}
 		if err != nil {
 			t.l.fail(err)
@@ -563,48 +566,42 @@ func (t *txState) advance(n int, ctl bool) {
 	t.mu.Unlock()
 }
 
-// advanceAndRelease records n bytes of the owner's data piece as written
-// and, if that completes it and nothing else waits, gives up ownership, all
-// in one critical section. It reports whether it did both; if not, nothing
-// was recorded and the caller goes on as usual (advance, then release).
+// advanceAndRelease is advance for a data piece, then releaseIfIdle, in one
+// critical section: the common end of a serial request's write. It reports
+// whether ownership was given up.
 func (t *txState) advanceAndRelease(n int) bool {
-	t.mu.Lock()
-	t.ctlMu.Lock()
-	done := t.err == nil && t.outOff+n == t.pieceEnd && t.pieceEnd == len(t.out) && len(t.buf) == 0 &&
-		len(t.ctlRest) == 0 && len(t.ctl) == 0 && t.items.len() == 0
-	if done {
-		t.outOff += n
-		t.writing.Store(false)
-		t.space.Broadcast()
-	}
-	t.ctlMu.Unlock()
-	t.mu.Unlock()
-	if done && n > 0 && t.l.cfg.KeepAlive > 0 {
+	if n > 0 && t.l.cfg.KeepAlive > 0 {
 		t.lastWrite.Store(time.Now().UnixNano())
 	}
-	return done
-}
-
-// more reports whether anything is waiting to be written.
-func (t *txState) more() bool {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.err != nil {
-		return false
+	t.outOff += n
+	t.ctlMu.Lock()
+	idle := t.err != nil || t.idleLocked()
+	if idle {
+		t.writing.Store(false)
 	}
-	t.dropCancelledLocked()
-	return len(t.ctlRest) > 0 || t.outOff < len(t.out) || len(t.buf) > 0 || t.items.len() > 0 || t.ctlPendingLocked()
+	t.ctlMu.Unlock()
+	t.space.Broadcast() // senders wait for space, drain for ownership to end
+	t.mu.Unlock()
+	return idle
 }
 
-// releaseIfIdle gives up ownership if nothing is waiting to be written, and
-// reports whether it did. Holding tx.mu and ctlMu while it clears writing
-// is what makes it safe: an append made before is seen here, and one made
-// after finds writing false and takes ownership itself.
+// idleLocked reports whether nothing is waiting to be written. Called with
+// tx.mu and ctlMu held: ownership may be given up only under both, so that
+// an append made before is seen here, and one made after finds writing
+// false and takes ownership itself.
+func (t *txState) idleLocked() bool {
+	t.dropCancelledLocked()
+	return len(t.ctlRest) == 0 && t.outOff == len(t.out) && len(t.buf) == 0 &&
+		t.items.len() == 0 && len(t.ctl) == 0
+}
+
+// releaseIfIdle gives up ownership if nothing is waiting to be written (or
+// the link ended), and reports whether it did.
 func (t *txState) releaseIfIdle() bool {
 	t.mu.Lock()
 	t.ctlMu.Lock()
-	idle := t.err != nil || (len(t.ctlRest) == 0 && t.outOff == len(t.out) && len(t.buf) == 0 &&
-		t.items.len() == 0 && len(t.ctl) == 0)
+	idle := t.err != nil || t.idleLocked()
 	if idle {
 		t.writing.Store(false)
 		t.space.Broadcast() // drain waits for ownership to end
@@ -612,17 +609,6 @@ func (t *txState) releaseIfIdle() bool {
 	t.ctlMu.Unlock()
 	t.mu.Unlock()
 	return idle
-}
-
-// release gives up ownership. It reports false if work arrived meanwhile
-// and ownership was taken back, so the caller must go on writing.
-func (t *txState) release() bool {
-	t.writing.Store(false)
-	t.wake()
-	if !t.more() || !t.writing.CompareAndSwap(false, true) {
-		return true
-	}
-	return false
 }
 
 // spawnFlusher hands ownership to a new flusher goroutine. It reports false
@@ -746,7 +732,7 @@ func (t *txState) drain(ctx context.Context) error {
 	defer stop()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for t.err == nil && ctx.Err() == nil && (t.pendingLocked() > 0 || t.writing.Load() || t.ctlPendingLocked()) {
+	for t.err == nil && ctx.Err() == nil && (t.writing.Load() || !t.idleWithCtlLocked()) {
 		t.space.Wait()
 	}
 	if t.err != nil {
@@ -755,10 +741,11 @@ func (t *txState) drain(ctx context.Context) error {
 	return ctx.Err()
 }
 
-func (t *txState) ctlPendingLocked() bool {
+// idleWithCtlLocked is idleLocked for a caller holding only tx.mu.
+func (t *txState) idleWithCtlLocked() bool {
 	t.ctlMu.Lock()
 	defer t.ctlMu.Unlock()
-	return len(t.ctl) > 0
+	return t.idleLocked()
 }
 
 // counters returns the packets and bytes queued for writing so far.
